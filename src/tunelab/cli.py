@@ -1,0 +1,143 @@
+"""The `tunelab` command: each subcommand is one call into the library.
+
+User errors (TunelabError) print as one line on stderr with exit code 2; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.table import Table
+
+from tunelab.console import console, errors
+from tunelab.errors import TunelabError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+app = typer.Typer(
+    name="tunelab",
+    help="Fine-tune pre-trained language models end to end, offline.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+config_app = typer.Typer(help="Show or check a run config.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+
+Overrides = Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=3e-5 data.max_length=64")]
+
+
+def user_errors(command: F) -> F:
+    """Turn a TunelabError into one line on stderr and exit code 2."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except TunelabError as exc:
+            errors.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=2) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+@app.command()
+@user_errors
+def train(config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None) -> None:
+    """Fine-tune as CONFIG says; prints baseline vs fine-tuned metrics and the run directory."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.config import load_config
+    from tunelab.pipeline import train as run_training
+
+    result = run_training(load_config(config, overrides))
+    print_summary(result.metrics, result.wall_seconds, result.run_dir)
+
+
+@app.command()
+@user_errors
+def evaluate(
+    run_dir: Annotated[Path, typer.Argument(help="directory of a finished run")],
+    data: Annotated[Path | None, typer.Option("--data", help="labelled file to score instead of the run's test split")] = None,
+) -> None:
+    """Score a trained run on its test split or on another labelled file."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.pipeline import evaluate as run_evaluation
+
+    report = run_evaluation(run_dir, data)
+    table = Table(title=f"{run_dir} on {report['data']} ({report['rows']} rows)")
+    for name in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"):
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{report[n]:.4f}" for n in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")))
+    console.print(table)
+
+
+@app.command()
+@user_errors
+def predict(
+    run_dir: Annotated[Path, typer.Argument(help="directory of a finished run")],
+    input: Annotated[Path | None, typer.Option("--input", help="CSV/TSV/JSON/JSONL/Parquet with a text column")] = None,
+    text: Annotated[list[str] | None, typer.Option("--text", help="a text to label; repeat for several")] = None,
+    output: Annotated[Path | None, typer.Option("--output", help="write .csv or .jsonl here (default: print JSONL)")] = None,
+    text_column: Annotated[str | None, typer.Option("--text-column", help="column with the texts (auto-detected)")] = None,
+    batch_size: Annotated[int, typer.Option(help="texts per forward pass")] = 64,
+) -> None:
+    """Label texts with a trained run: label and class probabilities for each."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.pipeline import predict as run_prediction
+
+    frame = run_prediction(run_dir, texts=text or None, input_file=input, output_file=output, text_column=text_column, batch_size=batch_size)
+    if output is not None:
+        console.print(f"wrote {len(frame)} predictions to {output}")
+    else:
+        for record in frame.to_dict(orient="records"):
+            print(json.dumps(record, ensure_ascii=False, default=float))
+
+
+@config_app.command("show")
+@user_errors
+def config_show(config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None) -> None:
+    """Print the resolved config, every default included, each with the reason for it."""
+    from tunelab.config import dump_yaml, load_config
+
+    print(dump_yaml(load_config(config, overrides)), end="")
+
+
+@config_app.command("validate")
+@user_errors
+def config_validate(config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None) -> None:
+    """Check a config and report every problem at once (exit code 2 if any)."""
+    from tunelab.config import load_config
+
+    load_config(config, overrides)
+    console.print(f"{config}: valid")
+
+
+def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
+    """Baseline vs fine-tuned on the held-out test split, the wall time and where the run is."""
+    test = metrics["test"]
+    table = Table(title=f"held-out test split ({test['rows']} rows)")
+    table.add_column("model")
+    table.add_column("accuracy", justify="right")
+    table.add_column("macro-F1", justify="right")
+    for name, report in metrics.get("baselines", {}).items():
+        table.add_row(f"{name} baseline", f"{report['accuracy']:.4f}", f"{report['macro_f1']:.4f}")
+    table.add_row("fine-tuned", f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}")
+    console.print(table)
+    validation = metrics["validation"]
+    console.print(f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}")
+    console.print(f"wall time: {wall_seconds:.1f} s")
+    console.print(f"run directory: {run_dir}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

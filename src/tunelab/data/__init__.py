@@ -1,0 +1,148 @@
+"""Data for a run: load the configured files, check them, encode labels, split.
+
+`prepare_classification(cfg)` is the one entry point; its result lists every split as a
+DataFrame with columns `text`, `label` (an id) and `row` (1-based row in its source file).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from tunelab.config import DataConfig
+from tunelab.data.labels import LabelMap, label_name
+from tunelab.data.load import LABEL_COLUMN_NAMES, TEXT_COLUMN_NAMES, file_sha256, pick_column, read_table
+from tunelab.data.split import carve, label_counts, stratified_sample
+from tunelab.errors import DataError
+
+SPLITS = ("train", "validation", "test")
+
+__all__ = ["SPLITS", "LabelMap", "PreparedData", "load_labelled_file", "prepare_classification", "read_texts"]
+
+
+@dataclass
+class PreparedData:
+    splits: dict[str, pd.DataFrame]
+    labels: LabelMap
+    text_column: str
+    label_column: str
+    files: dict[str, str] = field(default_factory=dict)  # path → sha256
+    origin: dict[str, str] = field(default_factory=dict)  # split → "file" or "carved from train"
+
+    def summary(self) -> dict[str, object]:
+        return {
+            "text_column": self.text_column,
+            "label_column": self.label_column,
+            "labels": list(self.labels.names),
+            "splits": {
+                name: {"rows": len(frame), "origin": self.origin[name], "label_counts": label_counts(frame, self.labels.names)}
+                for name, frame in self.splits.items()
+            },
+            "files": self.files,
+        }
+
+
+def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
+    """Load, check and split the configured files for a classification run."""
+    if cfg.train_file is None:
+        raise DataError("data.train_file is not set. Set it to a CSV/TSV/JSON/JSONL/Parquet file.")
+    paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
+    raw: dict[str, pd.DataFrame] = {}
+    text_column = label_column = ""
+    files: dict[str, str] = {}
+    for split, path in paths.items():
+        if path is None:
+            continue
+        raw[split], text_column, label_column = _load_labelled(path, cfg)
+        files[str(path)] = file_sha256(path)
+
+    labels = LabelMap.from_values(raw["train"]["label"])
+    if len(labels.names) < 2:
+        raise DataError(
+            f"{paths['train']}: every training row has the label '{labels.names[0]}'; classification needs at least two classes. "
+            "Check data.label_column, or add rows of the other classes."
+        )
+    encoded = {split: _encode(frame, labels, str(paths[split])) for split, frame in raw.items()}
+    splits, origin = _complete_splits(encoded, cfg, seed)
+    if cfg.max_train_rows is not None:
+        splits["train"] = stratified_sample(splits["train"], cfg.max_train_rows, seed)
+    return PreparedData(splits, labels, text_column, label_column, files, origin)
+
+
+def load_labelled_file(path: str | Path, cfg: DataConfig, labels: LabelMap) -> pd.DataFrame:
+    """A labelled file scored against an existing run: labels encoded with that run's map."""
+    frame, _, _ = _load_labelled(path, cfg)
+    return _encode(frame, labels, str(path))
+
+
+def _load_labelled(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, str, str]:
+    frame = read_table(path, cfg.format, cfg.header)
+    text_column = pick_column(frame, cfg.text_column, TEXT_COLUMN_NAMES, "text", Path(path))
+    label_column = pick_column(frame, cfg.label_column, LABEL_COLUMN_NAMES, "label", Path(path))
+    return _checked(frame, text_column, label_column, str(path)), text_column, label_column
+
+
+def _checked(frame: pd.DataFrame, text_column: str, label_column: str, path: str) -> pd.DataFrame:
+    """Keep text + label + source row; empty texts and missing labels are errors, not silent drops."""
+    text = frame[text_column]
+    empty = text.isna() | (text.astype(str).str.strip() == "")
+    if empty.any():
+        first = int(empty.to_numpy().nonzero()[0][0]) + 1
+        raise DataError(
+            f"{path}: {int(empty.sum())} rows have an empty '{text_column}' (first at data row {first}). "
+            "Remove or fill those rows."
+        )
+    label = frame[label_column]
+    missing = label.isna() | (label.map(label_name) == "")
+    if missing.any():
+        first = int(missing.to_numpy().nonzero()[0][0]) + 1
+        raise DataError(
+            f"{path}: {int(missing.sum())} rows have no '{label_column}' (first at data row {first}). "
+            "Label them or remove them."
+        )
+    return pd.DataFrame({"text": text.astype(str), "label": label, "row": range(1, len(frame) + 1)})
+
+
+def _encode(frame: pd.DataFrame, labels: LabelMap, path: str) -> pd.DataFrame:
+    out = frame.copy()
+    out["label"] = labels.encode(frame["label"], path)
+    return out
+
+
+def _complete_splits(
+    given: dict[str, pd.DataFrame], cfg: DataConfig, seed: int
+) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
+    """Use given files as is; carve each missing split from train with the configured share."""
+    ratios = cfg.split
+    origin = {name: "file" for name in given}
+    train = given["train"]
+    splits = dict(given)
+    missing = [name for name in ("validation", "test") if name not in given]
+    if len(missing) == 2:
+        train, test = carve(train, ratios.test, seed, "test")
+        train, validation = carve(train, ratios.validation / (ratios.train + ratios.validation), seed, "validation")
+        splits.update(validation=validation, test=test)
+    elif missing:
+        name = missing[0]
+        share = getattr(ratios, name)
+        train, splits[name] = carve(train, share / (ratios.train + share), seed, name)
+    for name in missing:
+        origin[name] = "carved from train"
+    splits["train"] = train
+    for name in SPLITS:
+        if len(splits[name]) == 0:
+            raise DataError(f"the {name} split is empty. Give data.{name}_file or raise data.split.{name}.")
+    return {name: splits[name] for name in SPLITS}, origin
+
+
+def read_texts(path: str | Path, text_column: str | None, fmt: str = "auto", header: bool = True) -> tuple[pd.DataFrame, str]:
+    """A file of inputs for prediction: the frame and the name of its text column."""
+    frame = read_table(path, fmt, header)
+    column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", Path(path))
+    empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
+    if empty.any():
+        first = int(empty.to_numpy().nonzero()[0][0]) + 1
+        raise DataError(f"{path}: {int(empty.sum())} rows have an empty '{column}' (first at data row {first}). Remove or fill them.")
+    return frame, column

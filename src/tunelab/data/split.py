@@ -1,0 +1,34 @@
+"""Seeded, stratified splits: 80/10/10 from one file, or carve only the splits that are missing."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import train_test_split
+
+from tunelab.errors import DataError
+
+
+def carve(frame: pd.DataFrame, share: float, seed: int, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Split off `share` of the rows, stratified on the 'label' column: (rest, carved)."""
+    try:
+        rest, carved = train_test_split(frame, test_size=share, stratify=frame["label"], random_state=seed)
+    except ValueError as exc:
+        raise DataError(
+            f"cannot carve a stratified {name} split ({share:.0%} of {len(frame)} rows): {exc}. "
+            f"Add rows to the rare classes, give data.{name}_file, or change data.split.{name}."
+        ) from None
+    return rest.sort_index(), carved.sort_index()
+
+
+def stratified_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:
+    """At most `rows` rows with the label shares of `frame` (for quick runs on big files)."""
+    if rows >= len(frame):
+        return frame
+    _, sample = carve(frame, rows / len(frame), seed, "train")
+    return sample
+
+
+def label_counts(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, int]:
+    counts = np.bincount(frame["label"].to_numpy(), minlength=len(names))
+    return {name: int(n) for name, n in zip(names, counts, strict=True)}

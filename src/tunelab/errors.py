@@ -1,0 +1,43 @@
+"""Errors a user can cause, each printed by the CLI as one line (exit code 2).
+
+    TunelabError          anything the user can fix: the CLI prints it, no traceback
+    ├── ConfigError       a bad config value, an unknown key, a bad override
+    ├── DataError         a missing/malformed file, a missing column, bad labels, an empty split
+    ├── ModelError        a model source that cannot be found or loaded offline
+    └── RunDirError       a run directory that is missing or incomplete
+
+Internal bugs are not TunelabErrors and keep their traceback.
+"""
+
+from __future__ import annotations
+
+
+class TunelabError(Exception):
+    """Base class for user-fixable problems; the message says what is wrong and what to do."""
+
+
+class ConfigError(TunelabError):
+    """One or more problems in a config; `problems` holds each as its own line."""
+
+    def __init__(self, problems: list[str] | str, source: str | None = None) -> None:
+        self.problems = [problems] if isinstance(problems, str) else list(problems)
+        self.source = source
+        where = f" in {source}" if source else ""
+        if len(self.problems) == 1:
+            message = f"config{where}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            message = f"{len(self.problems)} problems in config{where}:\n{lines}"
+        super().__init__(message)
+
+
+class DataError(TunelabError):
+    """A data file or split that cannot be used as given."""
+
+
+class ModelError(TunelabError):
+    """A model source that cannot be resolved or loaded without a hub."""
+
+
+class RunDirError(TunelabError):
+    """A run directory that lacks what a command needs."""

@@ -1,0 +1,83 @@
+"""Batch inference for classification runs, shared by train, evaluate, predict (one code path)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+
+from tunelab.config import ModelConfig
+from tunelab.data.labels import LabelMap
+from tunelab.errors import RunDirError
+from tunelab.evaluation.metrics import softmax
+from tunelab.models import load_pretrained, load_tokenizer
+from tunelab.training.precision import autocast, resolve_precision
+
+
+class Predictor:
+    """Scores texts in length-sorted batches (little padding), returns results in input order."""
+
+    def __init__(
+        self,
+        model: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        labels: LabelMap,
+        max_length: int,
+        precision: str = "fp32",
+        batch_size: int = 64,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.labels = labels
+        self.max_length = max_length
+        self.precision = precision
+        self.batch_size = batch_size
+
+    @classmethod
+    def from_run_dir(cls, run_dir: str | Path, batch_size: int = 64) -> Predictor:
+        run_dir = Path(run_dir)
+        model_dir = run_dir / "model"
+        if not (model_dir / "config.json").is_file():
+            card = _read_json(run_dir / "run_card.json")
+            status = f" (run status: {card.get('status')})" if card else ""
+            raise RunDirError(
+                f"{run_dir} has no trained model in model/{status}. Pass the directory of a finished `tunelab train` run."
+            )
+        card = _read_json(run_dir / "run_card.json") or {}
+        cfg = ModelConfig(name=str(model_dir))
+        model = load_pretrained(AutoModelForSequenceClassification, model_dir, cfg)
+        tokenizer = load_tokenizer(model_dir, cfg)
+        labels = LabelMap.load(model_dir / "labels.json")
+        precision = resolve_precision("auto") if card.get("precision") == "bf16" else "fp32"
+        return cls(model, tokenizer, labels, int(card.get("max_length", 512)), precision, batch_size)
+
+    @torch.inference_mode()
+    def logits(self, texts: list[str]) -> np.ndarray:
+        encoded = self.tokenizer(texts, truncation=True, max_length=self.max_length)
+        ids = encoded["input_ids"]
+        order = np.argsort([len(x) for x in ids], kind="stable")
+        out = np.zeros((len(texts), self.model.config.num_labels), dtype=np.float32)
+        device = next(self.model.parameters()).device
+        for start in range(0, len(texts), self.batch_size):
+            index = order[start : start + self.batch_size]
+            batch = self.tokenizer.pad({k: [encoded[k][i] for i in index] for k in encoded}, return_tensors="pt")
+            with autocast(self.precision):
+                result = self.model(**{k: v.to(device) for k, v in batch.items()})
+            out[index] = result.logits.float().cpu().numpy()
+        return out
+
+    def predict(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(label ids, probabilities) for each text."""
+        probabilities = softmax(self.logits(texts))
+        return probabilities.argmax(-1), probabilities
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None

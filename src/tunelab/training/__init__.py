@@ -1,0 +1,1 @@
+"""Training: the HF Trainer, configured from RunConfig, plus tunelab's callbacks."""

@@ -1,0 +1,83 @@
+"""Build the Hugging Face Trainer for a run from its config (never a home-made loop)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import (
+    EarlyStoppingCallback,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PrinterCallback,
+    ProgressCallback,
+    Trainer,
+    TrainingArguments,
+)
+
+from tunelab.config import RunConfig
+from tunelab.tasks.base import Task
+from tunelab.training.callbacks import ConciseProgress
+
+
+def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> TrainingArguments:
+    t = cfg.train
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.eval_batch_size,
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        learning_rate=t.lr,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of all steps in transformers 5
+        weight_decay=t.weight_decay,
+        gradient_accumulation_steps=t.grad_accum,
+        max_grad_norm=t.max_grad_norm,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        use_cpu=not torch.cuda.is_available(),
+        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        length_column_name="length",
+        eval_strategy=t.eval_every,
+        eval_steps=t.eval_steps,
+        save_strategy=t.eval_every,
+        save_steps=t.eval_steps,
+        save_total_limit=2,  # the best checkpoint and the latest, for resuming
+        load_best_model_at_end=True,
+        metric_for_best_model=t.best_metric,
+        greater_is_better=True,
+        logging_steps=t.log_every,
+        report_to="none",
+        disable_tqdm=True,  # ConciseProgress draws the bar and the log lines
+        seed=t.seed,
+        data_seed=t.seed,
+        dataloader_num_workers=0,
+    )
+
+
+def build_trainer(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    datasets: dict[str, Any],
+    task: Task,
+    cfg: RunConfig,
+    run_dir: Path,
+    precision: str,
+) -> Trainer:
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(cfg, run_dir / "checkpoints", precision),
+        train_dataset=datasets["train"],
+        eval_dataset=datasets["validation"],
+        data_collator=task.collator(tokenizer),
+        processing_class=tokenizer,
+        compute_metrics=task.compute_metrics,
+    )
+    trainer.remove_callback(PrinterCallback)
+    trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
+    if cfg.train.early_stopping_patience is not None:
+        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+    return trainer
