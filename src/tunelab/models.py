@@ -73,7 +73,9 @@ def _local_dir(source: str, base_dir: Path | None) -> Path:
         tried.append(str(path.resolve()))
         if (path / "config.json").is_file():
             return path.resolve()
-    looks_like_hub_id = "/" in source and not Path(source).exists() and not source.startswith((".", "/", "~"))
+    looks_like_hub_id = (
+        "/" in source and not Path(source).exists() and not source.startswith((".", "/", "~"))
+    )
     hint = (
         " tunelab never downloads from a model hub: copy the model to a local directory first."
         if looks_like_hub_id
@@ -93,21 +95,38 @@ def _check_weights(directory: Path, source: str) -> None:
             f"model '{source}' has only pickle weights (pytorch_model.bin), which can run arbitrary code when loaded. "
             "Convert them to safetensors (model.save_pretrained(dir, safe_serialization=True)) in a trusted environment."
         )
-    raise ModelError(f"model '{source}' ({directory}) has config.json but no model.safetensors. Point model.name at a complete model directory.")
+    raise ModelError(
+        f"model '{source}' ({directory}) has config.json but no model.safetensors. Point model.name at a complete model directory."
+    )
 
 
-def load_pretrained(auto_class: Any, model_dir: Path, cfg: ModelConfig, dropout_overrides: float | None = None, **kwargs: Any) -> Any:
-    """`auto_class.from_pretrained` restricted to safetensors, with dropout overrides and clear errors."""
+def load_pretrained(
+    auto_class: Any,
+    model_dir: Path,
+    cfg: ModelConfig,
+    config_overrides: dict[str, Any] | None = None,
+    **model_kwargs: Any,
+) -> Any:
+    """`auto_class.from_pretrained` restricted to safetensors, with config overrides and clear errors.
+
+    `cfg.dropout`, when set, replaces every dropout probability the model's config has.
+    """
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code, **kwargs)
-        if dropout_overrides is not None:
+        config = AutoConfig.from_pretrained(
+            model_dir, trust_remote_code=cfg.trust_remote_code, **(config_overrides or {})
+        )
+        if cfg.dropout is not None:
             for attribute in DROPOUT_ATTRIBUTES:
                 if getattr(config, attribute, None) is not None:
-                    setattr(config, attribute, dropout_overrides)
+                    setattr(config, attribute, cfg.dropout)
         return auto_class.from_pretrained(
-            model_dir, config=config, use_safetensors=True, trust_remote_code=cfg.trust_remote_code
+            model_dir,
+            config=config,
+            use_safetensors=True,
+            trust_remote_code=cfg.trust_remote_code,
+            **model_kwargs,
         )
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
@@ -122,7 +141,9 @@ def load_tokenizer(model_dir: Path, cfg: ModelConfig) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=cfg.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(
+            model_dir, trust_remote_code=cfg.trust_remote_code
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(
             f"model '{cfg.name}' ({model_dir}) has no usable tokenizer: {str(exc).strip().splitlines()[0]}. "

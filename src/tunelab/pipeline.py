@@ -7,11 +7,11 @@ import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import torch
-from transformers import set_seed
+from transformers import PreTrainedModel, set_seed
 from transformers.utils import logging as hf_logging
 
 from tunelab.config import RunConfig, dump_yaml, load_config
@@ -59,24 +59,41 @@ def train(cfg: RunConfig) -> TrainResult:
     tokenizer = load_tokenizer(model_dir, cfg.model)
     model = method(task.load_model(model_dir, data, cfg), cfg)
     params = count_parameters(model)
-    say(f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
-        f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}")
+    say(
+        f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
+        f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}"
+    )
 
     datasets = task.tokenize(tokenizer, data, cfg.data.max_length)
     trainer = build_trainer(model, tokenizer, datasets, task, cfg, run_dir, precision)
     train_output = trainer.train()
+    trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
 
-    with atomic_directory(run_dir / "model") as tmp:
-        trainer.save_model(str(tmp))
+    with atomic_directory(
+        run_dir / "model"
+    ) as tmp:  # safetensors only: no pickled training_args.bin
+        trained.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
         data.labels.save(tmp / "labels.json")
 
-    predictor = Predictor(trainer.model, tokenizer, data.labels, cfg.data.max_length, precision, cfg.train.eval_batch_size)
-    metrics = {split: score_split(predictor, data.splits[split]) for split in ("validation", "test")}
+    predictor = Predictor(
+        trained,
+        tokenizer,
+        data.labels,
+        cfg.data.max_length,
+        precision,
+        cfg.train.eval_batch_size,
+    )
+    metrics = {
+        split: score_split(predictor, data.splits[split]) for split in ("validation", "test")
+    }
     _write_predictions(run_dir / "test_predictions.csv", predictor, data.splits["test"])
     if cfg.eval.baselines:
         metrics["baselines"] = {
             "majority": majority_baseline(
-                data.splits["train"]["label"].to_numpy(), data.splits["test"]["label"].to_numpy(), data.labels.names
+                data.splits["train"]["label"].to_numpy(),
+                data.splits["test"]["label"].to_numpy(),
+                data.labels.names,
             )
         }
     losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
@@ -85,6 +102,15 @@ def train(cfg: RunConfig) -> TrainResult:
         "steps": trainer.state.global_step,
         "epochs": trainer.state.epoch,
         "loss_curve": losses,
+        "validation_curve": [
+            {
+                k.removeprefix("eval_"): v
+                for k, v in e.items()
+                if k.startswith("eval_") or k == "step"
+            }
+            for e in trainer.state.log_history
+            if "eval_loss" in e
+        ],
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "best_validation_metric": {cfg.train.best_metric: trainer.state.best_metric},
         "train_seconds": train_output.metrics.get("train_runtime"),
@@ -109,7 +135,10 @@ def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[s
         _check_same_split(run_dir, data)
         frame, name = data.splits["test"], "test"
     else:
-        frame, name = load_labelled_file(data_file, cfg.data, predictor.labels), Path(data_file).stem
+        frame, name = (
+            load_labelled_file(data_file, cfg.data, predictor.labels),
+            Path(data_file).stem,
+        )
     report = score_split(predictor, frame)
     report["data"] = str(data_file) if data_file else "the run's test split"
     atomic_write_json(run_dir / "evaluations" / f"{name}.json", report)
@@ -127,7 +156,9 @@ def predict(
     """Label texts (given directly or in a file); write CSV or JSONL when `output_file` is set."""
     predictor = Predictor.from_run_dir(run_dir, batch_size)
     if (texts is None) == (input_file is None):
-        raise ConfigError("give either texts or an input file to predict, not both and not neither.")
+        raise ConfigError(
+            "give either texts or an input file to predict, not both and not neither."
+        )
     if input_file is not None:
         frame, column = read_texts(input_file, text_column)
         texts = frame[column].astype(str).tolist()
@@ -163,13 +194,17 @@ def _new_run_dir(cfg: RunConfig) -> Path:
     run_dir = Path(cfg.output.dir) / name
     if run_dir.exists():
         if not cfg.output.overwrite:
-            raise ConfigError(f"output: run directory {run_dir} already exists. Set output.name to a new name or output.overwrite=true.")
+            raise ConfigError(
+                f"output: run directory {run_dir} already exists. Set output.name to a new name or output.overwrite=true."
+            )
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     return run_dir
 
 
-def _start_card(cfg: RunConfig, run_dir: Path, data: PreparedData, precision: str, model_dir: Path) -> dict[str, Any]:
+def _start_card(
+    cfg: RunConfig, run_dir: Path, data: PreparedData, precision: str, model_dir: Path
+) -> dict[str, Any]:
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     card = base_card(cfg.train.seed, precision, cfg.data.max_length)
     card.update(
@@ -188,7 +223,10 @@ def _describe_data(data: PreparedData) -> None:
     summary = data.summary()["splits"]
     assert isinstance(summary, dict)
     parts = [f"{name} {info['rows']:,} ({info['origin']})" for name, info in summary.items()]
-    say(f"data: text='{data.text_column}' label='{data.label_column}' labels={list(data.labels.names)}; " + ", ".join(parts))
+    say(
+        f"data: text='{data.text_column}' label='{data.label_column}' labels={list(data.labels.names)}; "
+        + ", ".join(parts)
+    )
 
 
 def _write_predictions(path: Path, predictor: Predictor, frame: pd.DataFrame) -> None:
@@ -208,7 +246,9 @@ def _write_predictions(path: Path, predictor: Predictor, frame: pd.DataFrame) ->
 
 def _run_config(run_dir: Path) -> RunConfig:
     if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(f"{run_dir} is not a tunelab run directory (no config.yaml). Pass the directory `tunelab train` printed.")
+        raise RunDirError(
+            f"{run_dir} is not a tunelab run directory (no config.yaml). Pass the directory `tunelab train` printed."
+        )
     return load_config(run_dir / "config.yaml")
 
 

@@ -13,7 +13,19 @@ from typing import Any
 import pandas as pd
 import torch
 
-PACKAGES = ("tunelab", "torch", "transformers", "accelerate", "datasets", "tokenizers", "safetensors", "numpy", "pandas", "scikit-learn", "peft")
+PACKAGES = (
+    "tunelab",
+    "torch",
+    "transformers",
+    "accelerate",
+    "datasets",
+    "tokenizers",
+    "safetensors",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "peft",
+)
 
 
 def package_versions() -> dict[str, str]:

@@ -13,13 +13,26 @@ import pandas as pd
 
 from tunelab.config import DataConfig
 from tunelab.data.labels import LabelMap, label_name
-from tunelab.data.load import LABEL_COLUMN_NAMES, TEXT_COLUMN_NAMES, file_sha256, pick_column, read_table
+from tunelab.data.load import (
+    LABEL_COLUMN_NAMES,
+    TEXT_COLUMN_NAMES,
+    file_sha256,
+    pick_column,
+    read_table,
+)
 from tunelab.data.split import carve, label_counts, stratified_sample
 from tunelab.errors import DataError
 
 SPLITS = ("train", "validation", "test")
 
-__all__ = ["SPLITS", "LabelMap", "PreparedData", "load_labelled_file", "prepare_classification", "read_texts"]
+__all__ = [
+    "SPLITS",
+    "LabelMap",
+    "PreparedData",
+    "load_labelled_file",
+    "prepare_classification",
+    "read_texts",
+]
 
 
 @dataclass
@@ -37,7 +50,11 @@ class PreparedData:
             "label_column": self.label_column,
             "labels": list(self.labels.names),
             "splits": {
-                name: {"rows": len(frame), "origin": self.origin[name], "label_counts": label_counts(frame, self.labels.names)}
+                name: {
+                    "rows": len(frame),
+                    "origin": self.origin[name],
+                    "label_counts": label_counts(frame, self.labels.names),
+                }
                 for name, frame in self.splits.items()
             },
             "files": self.files,
@@ -122,7 +139,9 @@ def _complete_splits(
     missing = [name for name in ("validation", "test") if name not in given]
     if len(missing) == 2:
         train, test = carve(train, ratios.test, seed, "test")
-        train, validation = carve(train, ratios.validation / (ratios.train + ratios.validation), seed, "validation")
+        train, validation = carve(
+            train, ratios.validation / (ratios.train + ratios.validation), seed, "validation"
+        )
         splits.update(validation=validation, test=test)
     elif missing:
         name = missing[0]
@@ -133,16 +152,22 @@ def _complete_splits(
     splits["train"] = train
     for name in SPLITS:
         if len(splits[name]) == 0:
-            raise DataError(f"the {name} split is empty. Give data.{name}_file or raise data.split.{name}.")
+            raise DataError(
+                f"the {name} split is empty. Give data.{name}_file or raise data.split.{name}."
+            )
     return {name: splits[name] for name in SPLITS}, origin
 
 
-def read_texts(path: str | Path, text_column: str | None, fmt: str = "auto", header: bool = True) -> tuple[pd.DataFrame, str]:
+def read_texts(
+    path: str | Path, text_column: str | None, fmt: str = "auto", header: bool = True
+) -> tuple[pd.DataFrame, str]:
     """A file of inputs for prediction: the frame and the name of its text column."""
     frame = read_table(path, fmt, header)
     column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", Path(path))
     empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
     if empty.any():
         first = int(empty.to_numpy().nonzero()[0][0]) + 1
-        raise DataError(f"{path}: {int(empty.sum())} rows have an empty '{column}' (first at data row {first}). Remove or fill them.")
+        raise DataError(
+            f"{path}: {int(empty.sum())} rows have an empty '{column}' (first at data row {first}). Remove or fill them."
+        )
     return frame, column

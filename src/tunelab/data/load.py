@@ -22,10 +22,20 @@ FORMATS_BY_SUFFIX = {
     ".parquet": "parquet",
     ".pq": "parquet",
 }
-TEXT_COLUMN_NAMES = ("text", "sentence", "content", "review", "document", "body", "message", "sms", "tweet", "comment", "input")
+TEXT_COLUMN_NAMES = (
+    "text",
+    "sentence",
+    "content",
+    "review",
+    "document",
+    "body",
+    "message",
+    "sms",
+    "tweet",
+    "comment",
+    "input",
+)
 LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "category", "sentiment", "y")
-# Pandas would otherwise read the text "NA", "null" or "nan" as a missing value.
-_ONLY_EMPTY_IS_MISSING = {"keep_default_na": False, "na_values": [""]}
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -34,7 +44,9 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     found = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if found is None:
         known = ", ".join(sorted(FORMATS_BY_SUFFIX))
-        raise DataError(f"{path}: cannot tell the format from the extension '{path.suffix}'. Use one of {known}, or set data.format.")
+        raise DataError(
+            f"{path}: cannot tell the format from the extension '{path.suffix}'. Use one of {known}, or set data.format."
+        )
     return found
 
 
@@ -42,10 +54,14 @@ def read_table(path: str | Path, fmt: str = "auto", header: bool = True) -> pd.D
     """Read one data file; every column stays as written (strings for CSV/TSV)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"data file not found: {path}. Check the path (paths in a YAML config are relative to that file).")
+        raise DataError(
+            f"data file not found: {path}. Check the path (paths in a YAML config are relative to that file)."
+        )
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty. Point the config at a file with rows.")
     fmt = detect_format(path, fmt)
+    if fmt != "parquet":
+        _check_utf8(path)
     try:
         if fmt in ("csv", "tsv"):
             frame = _read_delimited(path, "," if fmt == "csv" else "\t", header)
@@ -55,22 +71,33 @@ def read_table(path: str | Path, fmt: str = "auto", header: bool = True) -> pd.D
             frame = _read_json(path)
         else:
             frame = pd.read_parquet(path)
-    except UnicodeDecodeError as exc:
-        line = path.read_bytes()[: exc.start].count(b"\n") + 1
-        raise DataError(
-            f"{path}: line {line} is not valid UTF-8 (byte 0x{exc.object[exc.start]:02x}). "
-            "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
-        ) from None
     except (pd.errors.ParserError, csv.Error) as exc:
-        raise DataError(f"{path}: malformed {fmt.upper()}: {str(exc).strip()}. Fix that row, or check data.format and quoting.") from None
+        raise DataError(
+            f"{path}: malformed {fmt.upper()}: {str(exc).strip()}. Fix that row, or check data.format and quoting."
+        ) from None
     except (OSError, ValueError) as exc:
         if isinstance(exc, DataError):
             raise
-        raise DataError(f"{path}: cannot be read as {fmt}: {exc}. Check the file and data.format.") from None
+        raise DataError(
+            f"{path}: cannot be read as {fmt}: {exc}. Check the file and data.format."
+        ) from None
     if len(frame) == 0:
         raise DataError(f"{path}: no data rows. Point the config at a file with rows.")
     frame.columns = [str(c) for c in frame.columns]
     return frame
+
+
+def _check_utf8(path: Path) -> None:
+    """Name the first line that is not UTF-8 (parsers report offsets inside a field, not lines)."""
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: line {number} is not valid UTF-8 (byte 0x{line[exc.start]:02x}). "
+                    "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
+                ) from None
 
 
 def _read_delimited(path: Path, sep: str, header: bool) -> pd.DataFrame:
@@ -81,7 +108,8 @@ def _read_delimited(path: Path, sep: str, header: bool) -> pd.DataFrame:
         dtype=str,
         encoding="utf-8",
         engine="c",
-        **_ONLY_EMPTY_IS_MISSING,  # type: ignore[arg-type]
+        keep_default_na=False,  # the text "NA", "null" or "nan" is text, not a missing value
+        na_values=[""],
     )
     if not header:
         frame.columns = [f"col{i}" for i in range(frame.shape[1])]
@@ -97,9 +125,13 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}: line {number} is not valid JSON ({exc.msg}). Fix that line; each line must be one JSON object.") from None
+                raise DataError(
+                    f"{path}: line {number} is not valid JSON ({exc.msg}). Fix that line; each line must be one JSON object."
+                ) from None
             if not isinstance(record, dict):
-                raise DataError(f"{path}: line {number} is a JSON {type(record).__name__}, not an object. Each line must be one JSON object.")
+                raise DataError(
+                    f"{path}: line {number} is a JSON {type(record).__name__}, not an object. Each line must be one JSON object."
+                )
             records.append(record)
     return pd.DataFrame.from_records(records)
 
@@ -108,23 +140,31 @@ def _read_json(path: Path) -> pd.DataFrame:
     try:
         loaded = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise DataError(f"{path}: not valid JSON at line {exc.lineno} ({exc.msg}). Fix the file; for one object per line use .jsonl.") from None
+        raise DataError(
+            f"{path}: not valid JSON at line {exc.lineno} ({exc.msg}). Fix the file; for one object per line use .jsonl."
+        ) from None
     if isinstance(loaded, dict):
         lists = [v for v in loaded.values() if isinstance(v, list)]
         if len(lists) != 1:
-            raise DataError(f"{path}: expected a list of objects (or one key holding such a list). Reshape the file.")
+            raise DataError(
+                f"{path}: expected a list of objects (or one key holding such a list). Reshape the file."
+            )
         loaded = lists[0]
     if not isinstance(loaded, list) or not all(isinstance(r, dict) for r in loaded):
         raise DataError(f"{path}: expected a list of objects, one per row. Reshape the file.")
     return pd.DataFrame.from_records(loaded)
 
 
-def pick_column(frame: pd.DataFrame, wanted: str | None, candidates: tuple[str, ...], role: str, path: Path) -> str:
+def pick_column(
+    frame: pd.DataFrame, wanted: str | None, candidates: tuple[str, ...], role: str, path: Path
+) -> str:
     """The configured column, or the first common name for `role` present in the file."""
     columns = list(frame.columns)
     if wanted is not None:
         if wanted not in columns:
-            raise DataError(f"{path}: column '{wanted}' not found; columns are {columns}. Set data.{role}_column to one of them.")
+            raise DataError(
+                f"{path}: column '{wanted}' not found; columns are {columns}. Set data.{role}_column to one of them."
+            )
         return wanted
     by_lower = {c.lower(): c for c in columns}
     for name in candidates:

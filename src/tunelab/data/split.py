@@ -9,10 +9,14 @@ from sklearn.model_selection import train_test_split
 from tunelab.errors import DataError
 
 
-def carve(frame: pd.DataFrame, share: float, seed: int, name: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+def carve(
+    frame: pd.DataFrame, share: float, seed: int, name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Split off `share` of the rows, stratified on the 'label' column: (rest, carved)."""
     try:
-        rest, carved = train_test_split(frame, test_size=share, stratify=frame["label"], random_state=seed)
+        rest, carved = train_test_split(
+            frame, test_size=share, stratify=frame["label"], random_state=seed
+        )
     except ValueError as exc:
         raise DataError(
             f"cannot carve a stratified {name} split ({share:.0%} of {len(frame)} rows): {exc}. "

@@ -23,8 +23,12 @@ def scalar_metrics(y_true: np.ndarray, y_pred: np.ndarray, num_labels: int) -> d
     )
     return {
         "accuracy": float(accuracy_score(y_true, y_pred)),
-        "macro_f1": float(f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)),
-        "weighted_f1": float(f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)),
+        "macro_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="macro", zero_division=0)
+        ),
+        "weighted_f1": float(
+            f1_score(y_true, y_pred, labels=labels, average="weighted", zero_division=0)
+        ),
         "macro_precision": float(precision),
         "macro_recall": float(recall),
     }
@@ -43,7 +47,10 @@ def full_report(y_true: np.ndarray, y_pred: np.ndarray, names: tuple[str, ...]) 
     return {
         **scalar_metrics(y_true, y_pred, len(names)),
         "rows": len(y_true),
-        "confusion_matrix": {"labels": list(names), "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist()},
+        "confusion_matrix": {
+            "labels": list(names),
+            "matrix": confusion_matrix(y_true, y_pred, labels=labels).tolist(),
+        },
         "per_class": per_class,
     }
 

@@ -19,7 +19,11 @@ def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
     """Trainable vs total parameters, printed and recorded by every run."""
     total = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"trainable": trainable, "total": total, "trainable_share": trainable / total if total else 0.0}
+    return {
+        "trainable": trainable,
+        "total": total,
+        "trainable_share": trainable / total if total else 0.0,
+    }
 
 
 __all__ = ["METHODS", "Method", "count_parameters"]

@@ -19,24 +19,32 @@ from tunelab.data import SPLITS, PreparedData, prepare_classification
 from tunelab.evaluation.metrics import SCALAR_METRICS, scalar_metrics
 from tunelab.models import load_pretrained
 
+
 class ClassificationTask:
     name = "classification"
-    metric_names = SCALAR_METRICS
+    metric_names: tuple[str, ...] = SCALAR_METRICS
 
     def prepare_data(self, cfg: RunConfig) -> PreparedData:
         return prepare_classification(cfg.data, cfg.train.seed)
 
     def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel:
-        overrides: dict[str, Any] = {
+        labels = {
             "num_labels": len(data.labels.names),
             "id2label": data.labels.id2label,
             "label2id": data.labels.label2id,
         }
-        if cfg.model.dropout is not None:
-            overrides["dropout_overrides"] = cfg.model.dropout
-        return load_pretrained(AutoModelForSequenceClassification, model_dir, cfg.model, **overrides)
+        # A checkpoint that already has a head for other labels gets a fresh head of the right size.
+        return load_pretrained(
+            AutoModelForSequenceClassification,
+            model_dir,
+            cfg.model,
+            labels,
+            ignore_mismatched_sizes=True,
+        )
 
-    def tokenize(self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int) -> dict[str, Dataset]:
+    def tokenize(
+        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int
+    ) -> dict[str, Dataset]:
         """Token ids without padding (the collator pads per batch) and a length column for grouping."""
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
@@ -46,9 +54,15 @@ class ClassificationTask:
 
         out = {}
         for split in SPLITS:
-            frame = data.splits[split][["text", "label"]].rename(columns={"label": "labels"}).reset_index(drop=True)
+            frame = (
+                data.splits[split][["text", "label"]]
+                .rename(columns={"label": "labels"})
+                .reset_index(drop=True)
+            )
             dataset = Dataset.from_pandas(frame, preserve_index=False)
-            out[split] = dataset.map(encode, batched=True, remove_columns=["text"], desc=f"tokenize {split}")
+            out[split] = dataset.map(
+                encode, batched=True, remove_columns=["text"], desc=f"tokenize {split}"
+            )
         return out
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:

@@ -22,7 +22,9 @@ def format_log(logs: dict[str, Any], state: TrainerState) -> str:
             continue
         if "runtime" in key or "per_second" in key:
             continue
-        name = {"learning_rate": "lr", "train_loss": "mean train loss"}.get(key, key.replace("eval_", "val_"))
+        name = {"learning_rate": "lr", "train_loss": "mean train loss"}.get(
+            key, key.replace("eval_", "val_")
+        )
         parts.append(f"{name} {value:.2e}" if name == "lr" else f"{name} {value:.4f}")
     return " · ".join([head, *parts])
 
@@ -35,15 +37,26 @@ class ConciseProgress(TrainerCallback):
         self.bar: Any = None
         self.log_file = log_file
 
-    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_begin(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.show_bar:
             self.bar = tqdm(total=state.max_steps, desc="train", dynamic_ncols=True, leave=False)
 
-    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.bar is not None:
             self.bar.update(state.global_step - self.bar.n)
 
-    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        logs: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         if not logs:
             return
         line = format_log(logs, state)
@@ -56,7 +69,9 @@ class ConciseProgress(TrainerCallback):
             with self.log_file.open("a", encoding="utf-8") as handle:
                 handle.write(json.dumps({"step": state.global_step, **logs}) + "\n")
 
-    def on_train_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any) -> None:
+    def on_train_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None

@@ -10,7 +10,10 @@ from tunelab.errors import ConfigError
 def cpu_supports_bf16() -> bool:
     """True on CPUs with native bf16 matmul (AVX512-BF16 or AMX), where autocast pays off."""
     try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()) and torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+        return (
+            bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+            and torch.backends.cpu.get_cpu_capability() != "DEFAULT"
+        )
     except (AttributeError, RuntimeError):
         return False
 
@@ -23,7 +26,9 @@ def resolve_precision(choice: str) -> str:
             return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
         return "bf16" if cpu_supports_bf16() else "fp32"
     if choice == "fp16" and not cuda:
-        raise ConfigError("train.precision=fp16 needs a CUDA GPU; this machine has none. Use train.precision=bf16 or fp32.")
+        raise ConfigError(
+            "train.precision=fp16 needs a CUDA GPU; this machine has none. Use train.precision=bf16 or fp32."
+        )
     return choice
 
 

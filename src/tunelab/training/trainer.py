@@ -42,8 +42,9 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         length_column_name="length",
         eval_strategy=t.eval_every,
         eval_steps=t.eval_steps,
+        eval_on_start=t.eval_on_start,
         save_strategy=t.eval_every,
-        save_steps=t.eval_steps,
+        save_steps=t.eval_steps or 500,  # unused unless eval_every=steps, which requires eval_steps
         save_total_limit=2,  # the best checkpoint and the latest, for resuming
         load_best_model_at_end=True,
         metric_for_best_model=t.best_metric,
@@ -79,5 +80,7 @@ def build_trainer(
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
     if cfg.train.early_stopping_patience is not None:
-        trainer.add_callback(EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience))
+        trainer.add_callback(
+            EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience)
+        )
     return trainer

