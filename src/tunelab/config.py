@@ -341,12 +341,13 @@ def _field_names(dotted: str) -> list[str]:
 
 
 def _default_of(dotted: str) -> Any:
+    """The field's default, suggested as the fix (None when the default is a section)."""
     parent, _, name = dotted.rpartition(".")
     model = _section_model(parent)
     if model is None or name not in model.model_fields:
         return None
     field = model.model_fields[name]
-    if isinstance(field.default, BaseModel) or field.default_factory is not None:
+    if field.default_factory is not None:
         return None
     return field.default
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
 
+import datasets
 import pandas as pd
 import torch
 from transformers import PreTrainedModel, set_seed
@@ -43,6 +45,8 @@ def train(cfg: RunConfig) -> TrainResult:
     cfg = cfg.validated()
     hf_logging.set_verbosity_error()  # load reports and deprecations would drown the progress lines
     hf_logging.disable_progress_bar()
+    if not sys.stderr.isatty():  # bars only help on a terminal; in logs they are noise
+        datasets.disable_progress_bars()
     task = TASKS.get(cfg.task.type)
     method = METHODS.get(cfg.method.name)
     precision = resolve_precision(cfg.train.precision)
@@ -64,8 +68,8 @@ def train(cfg: RunConfig) -> TrainResult:
         f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}"
     )
 
-    datasets = task.tokenize(tokenizer, data, cfg.data.max_length)
-    trainer = build_trainer(model, tokenizer, datasets, task, cfg, run_dir, precision)
+    encoded = task.tokenize(tokenizer, data, cfg.data.max_length)
+    trainer = build_trainer(model, tokenizer, encoded, task, cfg, run_dir, precision)
     train_output = trainer.train()
     trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
 
