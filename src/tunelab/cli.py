@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 config_app = typer.Typer(help="Show or check a run config.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+data_app = typer.Typer(help="Look at data before training on it.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
 
 Overrides = Annotated[
     list[str] | None, typer.Argument(help="dotted overrides, e.g. train.lr=3e-5 data.max_length=64")
@@ -148,6 +150,34 @@ def config_validate(
 
     load_config(config, overrides)
     console.print(f"{config}: valid")
+
+
+@data_app.command("inspect")
+@user_errors
+def data_inspect(
+    target: Annotated[
+        Path,
+        typer.Argument(help="a YAML run config, or one data file (CSV/TSV/JSON/JSONL/Parquet)"),
+    ],
+    overrides: Overrides = None,
+    out: Annotated[
+        Path, typer.Option("--out", help="directory for data_report.json and data_report.html")
+    ] = Path("data_report"),
+) -> None:
+    """Rows, labels, duplicates, conflicts, leakage, lengths and truncation, before any training."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.config import load_config
+    from tunelab.data.inspect import format_report, write_report
+    from tunelab.pipeline import inspect_data
+
+    if target.suffix.lower() in (".yaml", ".yml"):
+        cfg = load_config(target, overrides)
+    else:
+        cfg = load_config(None, [f"data.train_file={target}", *(overrides or [])])
+    report = inspect_data(cfg)
+    print(format_report(report))
+    json_path, html_path = write_report(report, out)
+    console.print(f"wrote {json_path} and {html_path}")
 
 
 def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:

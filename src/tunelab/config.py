@@ -41,6 +41,94 @@ class SplitConfig(_Section):
         return self
 
 
+class CleanConfig(_Section):
+    """Text cleaning, applied to every file before splitting; every dropped row is counted by reason."""
+
+    unicode_nfkc: bool = Field(
+        True, description="NFKC: one spelling for full-width and compatibility characters"
+    )
+    collapse_whitespace: bool = Field(
+        True, description="runs of spaces/tabs/newlines become one space; ends trimmed"
+    )
+    lowercase: bool = Field(
+        False,
+        description="off: uncased tokenizers lowercase anyway, cased models would lose information",
+    )
+    strip_html: bool = Field(
+        False, description="remove tags and unescape entities (&amp; → &) for scraped text"
+    )
+    remove_urls: bool = Field(False, description="drop http(s)://… and www.… links")
+    remove_emails: bool = Field(False, description="drop e-mail addresses")
+    remove_special_chars: bool = Field(
+        False, description="keep only letters, digits, whitespace and common punctuation"
+    )
+    min_chars: int = Field(
+        1, ge=0, description="drop texts shorter than this after cleaning (counted as 'too_short')"
+    )
+    empty_text: Literal["error", "drop"] = Field(
+        "error", description="a raw empty text is an error unless you choose to drop it"
+    )
+    drop_duplicates: bool = Field(
+        True,
+        description="keep the first of identical (cleaned) texts: repeats add no signal and leak across splits",
+    )
+    near_duplicates: bool = Field(
+        False, description="also drop near-identical texts (MinHash LSH); slower on big files"
+    )
+    near_duplicate_threshold: float = Field(
+        0.9,
+        gt=0,
+        le=1,
+        description="estimated Jaccard similarity of word 3-grams counted as near-duplicate",
+    )
+    conflicts: Literal["drop", "majority", "keep"] = Field(
+        "drop",
+        description="same text with different labels: drop all (ambiguous), keep the majority label, or keep all",
+    )
+
+
+class LeakageConfig(_Section):
+    """Train texts that also appear in validation/test inflate every metric; checked on by default."""
+
+    policy: Literal["warn", "drop-from-eval", "error"] = Field(
+        "warn", description="what to do with eval rows whose text is in train"
+    )
+    near_duplicates: bool = Field(
+        True, description="count near-identical texts too (MinHash LSH), not only exact ones"
+    )
+    threshold: float = Field(
+        0.9, gt=0, le=1, description="estimated Jaccard similarity counted as near-duplicate"
+    )
+
+
+class ImbalanceConfig(_Section):
+    """Applied to the train split only; validation and test keep their true label shares."""
+
+    class_weights: Literal["none", "auto"] = Field(
+        "none", description="auto = loss weights inversely proportional to class frequency"
+    )
+    resample: Literal["none", "oversample", "undersample"] = Field(
+        "none",
+        description="oversample minority classes / undersample majority classes to equal counts",
+    )
+
+
+class AugmentConfig(_Section):
+    """EDA-style augmentation (Wei & Zou 2019) of the train split only; off by default."""
+
+    enabled: bool = Field(
+        False, description="off: augmentation helps small data sets, rarely large ones"
+    )
+    multiplier: int = Field(1, ge=1, description="augmented copies made of each train row")
+    operations: list[Literal["swap", "delete", "insert", "synonym"]] = Field(
+        default_factory=lambda: ["swap", "delete", "insert", "synonym"],
+        description="EDA operations; 'synonym' needs an offline WordNet and is skipped with a message without one",
+    )
+    alpha: float = Field(
+        0.1, gt=0, le=0.5, description="share of words changed per operation (EDA's alpha)"
+    )
+
+
 class DataConfig(_Section):
     train_file: str | None = Field(
         None, description="CSV/TSV/JSON/JSONL/Parquet with the training rows (required)"
@@ -54,8 +142,13 @@ class DataConfig(_Section):
     format: Literal["auto", "csv", "tsv", "json", "jsonl", "parquet"] = Field(
         "auto", description="auto = from the file extension"
     )
-    header: bool = Field(
-        True, description="CSV/TSV only: the first line names the columns; false → col0, col1, …"
+    header: Literal["auto", True, False] = Field(
+        "auto",
+        description="CSV/TSV: auto = a header when the first line names known columns; else col0, col1, …",
+    )
+    quoting: Literal["auto", "csv", "none"] = Field(
+        "auto",
+        description="auto = CSV honours quotes; TSV only when that keeps one row per line (a stray quote merges rows)",
     )
     text_column: str | None = Field(
         None, description="auto-detected from common names (text, sentence, …) when unset"
@@ -71,7 +164,14 @@ class DataConfig(_Section):
     max_train_rows: int | None = Field(
         None, gt=0, description="stratified subsample of train for quick runs; all rows when unset"
     )
+    group_column: str | None = Field(
+        None, description="rows sharing a value stay in one split (e.g. a user or document id)"
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
+    clean: CleanConfig = Field(default_factory=CleanConfig)
+    leakage: LeakageConfig = Field(default_factory=LeakageConfig)
+    imbalance: ImbalanceConfig = Field(default_factory=ImbalanceConfig)
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
 class ModelConfig(_Section):

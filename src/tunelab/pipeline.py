@@ -19,7 +19,8 @@ from transformers.utils import logging as hf_logging
 from tunelab.config import RunConfig, dump_yaml, load_config
 from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
-from tunelab.errors import ConfigError, RunDirError
+from tunelab.data.inspect import build_report, write_report
+from tunelab.errors import ConfigError, ModelError, RunDirError
 from tunelab.evaluation.baselines import majority_baseline
 from tunelab.evaluation.metrics import full_report
 from tunelab.inference import Predictor
@@ -61,6 +62,10 @@ def train(cfg: RunConfig) -> TrainResult:
 
     set_seed(cfg.train.seed)
     tokenizer = load_tokenizer(model_dir, cfg.model)
+    data_report = build_report(data, tokenizer, cfg.data.max_length)
+    write_report(data_report, run_dir)
+    for warning in data_report["warnings"]:
+        say(f"data warning: {warning}")
     model = method(task.load_model(model_dir, data, cfg), cfg)
     params = count_parameters(model)
     say(
@@ -69,7 +74,9 @@ def train(cfg: RunConfig) -> TrainResult:
     )
 
     encoded = task.tokenize(tokenizer, data, cfg.data.max_length)
-    trainer = build_trainer(model, tokenizer, encoded, task, cfg, run_dir, precision)
+    trainer = build_trainer(
+        model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
+    )
     train_output = trainer.train()
     trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
 
@@ -127,6 +134,17 @@ def train(cfg: RunConfig) -> TrainResult:
     card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
     atomic_write_json(run_dir / "run_card.json", card)
     return TrainResult(run_dir, metrics, wall)
+
+
+def inspect_data(cfg: RunConfig) -> dict[str, Any]:
+    """The data report of `tunelab data inspect`: counts, duplicates, leakage, lengths, warnings."""
+    cfg = cfg.validated()
+    data = TASKS.get(cfg.task.type).prepare_data(cfg)
+    try:
+        tokenizer = load_tokenizer(resolve_model_dir(cfg.model.name), cfg.model)
+    except ModelError:
+        tokenizer = None  # lengths in words only; the report says which tokenizer was used
+    return build_report(data, tokenizer, cfg.data.max_length)
 
 
 def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[str, Any]:
@@ -268,4 +286,4 @@ def _check_same_split(run_dir: Path, data: PreparedData) -> None:
         )
 
 
-__all__ = ["TrainResult", "evaluate", "predict", "train"]
+__all__ = ["TrainResult", "evaluate", "inspect_data", "predict", "train"]

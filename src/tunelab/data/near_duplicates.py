@@ -1,0 +1,52 @@
+"""Near-duplicate detection with MinHash LSH (datasketch), confirmed by exact Jaccard."""
+
+from __future__ import annotations
+
+from datasketch import MinHash, MinHashLSH
+
+NUM_PERM = 64  # enough for a 0.8-0.95 threshold; more permutations cost time on big files
+
+
+def shingles(text: str) -> set[str]:
+    """Word 3-grams of the lowercased text; texts under 3 words are one shingle (exact match only)."""
+    words = text.lower().split()
+    if len(words) < 3:
+        return {" ".join(words)}
+    return {" ".join(words[i : i + 3]) for i in range(len(words) - 2)}
+
+
+def jaccard(a: set[str], b: set[str]) -> float:
+    return len(a & b) / len(a | b) if a or b else 1.0
+
+
+def near_duplicate_pairs(
+    queries: list[str], corpus: list[str], threshold: float, same_set: bool = False
+) -> list[tuple[int, int]]:
+    """Pairs (query index, corpus index) whose word-3-gram Jaccard similarity is ≥ threshold.
+
+    With `same_set`, queries and corpus are one list and each unordered pair is reported once.
+    """
+    if not queries or not corpus:
+        return []
+    corpus_sets = [shingles(t) for t in corpus]
+    query_sets = corpus_sets if same_set else [shingles(t) for t in queries]
+    lsh = MinHashLSH(threshold=threshold, num_perm=NUM_PERM)
+    corpus_hashes = MinHash.bulk(
+        [[s.encode() for s in ss] for ss in corpus_sets], num_perm=NUM_PERM
+    )
+    with lsh.insertion_session() as session:
+        for j, minhash in enumerate(corpus_hashes):
+            session.insert(j, minhash, check_duplication=False)
+    query_hashes = (
+        corpus_hashes
+        if same_set
+        else MinHash.bulk([[s.encode() for s in ss] for ss in query_sets], num_perm=NUM_PERM)
+    )
+    pairs = []
+    for i, minhash in enumerate(query_hashes):
+        for j in lsh.query(minhash):
+            if same_set and j <= i:
+                continue
+            if jaccard(query_sets[i], corpus_sets[j]) >= threshold:
+                pairs.append((i, int(j)))
+    return pairs
