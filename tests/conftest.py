@@ -56,6 +56,12 @@ def toy_sentiment(
 
 
 @pytest.fixture
+def toy_rows():
+    """The toy_sentiment generator, for tests that need their own mix of rows."""
+    return toy_sentiment
+
+
+@pytest.fixture
 def toy_csv(tmp_path: Path) -> Path:
     path = tmp_path / "toy.csv"
     toy_sentiment(240).to_csv(path, index=False)

@@ -113,6 +113,10 @@ class ImbalanceConfig(_Section):
     )
 
 
+AugmentOperation = Literal["swap", "delete", "insert", "synonym"]
+ALL_AUGMENT_OPERATIONS: list[AugmentOperation] = ["swap", "delete", "insert", "synonym"]
+
+
 class AugmentConfig(_Section):
     """EDA-style augmentation (Wei & Zou 2019) of the train split only; off by default."""
 
@@ -120,8 +124,8 @@ class AugmentConfig(_Section):
         False, description="off: augmentation helps small data sets, rarely large ones"
     )
     multiplier: int = Field(1, ge=1, description="augmented copies made of each train row")
-    operations: list[Literal["swap", "delete", "insert", "synonym"]] = Field(
-        default_factory=lambda: ["swap", "delete", "insert", "synonym"],
+    operations: list[AugmentOperation] = Field(
+        default_factory=lambda: list(ALL_AUGMENT_OPERATIONS),
         description="EDA operations; 'synonym' needs an offline WordNet and is skipped with a message without one",
     )
     alpha: float = Field(

@@ -23,26 +23,27 @@ def resample(
     frame: pd.DataFrame, cfg: ImbalanceConfig, seed: int
 ) -> tuple[pd.DataFrame, dict[str, Any]]:
     """Over- or undersample train to equal class counts (rows are sampled, never invented)."""
-    before = frame["label"].value_counts().sort_index()
+    before = _counts(frame)
     report: dict[str, Any] = {
-        "label_counts_before": {int(k): int(v) for k, v in before.items()},
-        "imbalance_ratio": float(before.max() / before.min()),
+        "label_counts_before": before,
+        "imbalance_ratio": max(before.values()) / min(before.values()),
         "resample": cfg.resample,
         "class_weights": cfg.class_weights,
     }
     if cfg.resample == "none":
         return frame, report
-    target = int(before.max() if cfg.resample == "oversample" else before.min())
+    target = max(before.values()) if cfg.resample == "oversample" else min(before.values())
     parts = []
-    for label, group in frame.groupby("label", sort=True):
-        replace = len(group) < target
-        parts.append(
-            group
-            if len(group) == target
-            else group.sample(n=target, replace=replace, random_state=seed + int(label))
-        )
+    for label in sorted(before):
+        group = frame[frame["label"] == label]
+        if len(group) != target:
+            group = group.sample(n=target, replace=len(group) < target, random_state=seed + label)
+        parts.append(group)
     out = pd.concat(parts).sort_index(kind="stable").reset_index(drop=True)
-    report["label_counts_after"] = {
-        int(k): int(v) for k, v in out["label"].value_counts().sort_index().items()
-    }
+    report["label_counts_after"] = _counts(out)
     return out, report
+
+
+def _counts(frame: pd.DataFrame) -> dict[int, int]:
+    values, counts = np.unique(frame["label"].to_numpy(), return_counts=True)
+    return {int(v): int(c) for v, c in zip(values, counts, strict=True)}
