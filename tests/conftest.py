@@ -41,6 +41,29 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer Llama-architecture model (same toy vocabulary), for decoder-side method tests."""
+    from transformers import BertTokenizer, LlamaConfig, LlamaForSequenceClassification, set_seed
+
+    set_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-llama")
+    vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=0,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(directory)
+    BertTokenizer(vocab=vocab).save_pretrained(directory)
+    return directory
+
+
 def toy_sentiment(
     rows: int, seed: int = 0, labels: tuple[str, str] = ("neg", "pos")
 ) -> pd.DataFrame:

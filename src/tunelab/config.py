@@ -195,8 +195,61 @@ class TaskConfig(_Section):
     type: str = Field("classification", description="what is trained; see `tunelab.tasks`")
 
 
+class FreezeConfig(_Section):
+    """Which parts stay fixed, in layers (not parameter names), for any supported architecture."""
+
+    embeddings: bool = Field(
+        True, description="freeze the embedding block: it holds most general knowledge"
+    )
+    bottom_layers: int = Field(0, ge=0, description="freeze the N lowest transformer layers")
+    train_top_layers: int | None = Field(
+        None, ge=0, description="train only the top N layers (+ head); overrides bottom_layers"
+    )
+
+
+class GradualConfig(_Section):
+    """ULMFiT gradual unfreezing: the head first, then one more layer group from the top."""
+
+    every_steps: int | None = Field(
+        None, gt=0, description="unfreeze the next group every N steps; each epoch when unset"
+    )
+
+
+class LoraSettings(_Section):
+    r: int = Field(
+        8,
+        gt=0,
+        description="rank of the update; 8 is PEFT's common default, raise for harder tasks",
+    )
+    alpha: int = Field(
+        16, gt=0, description="scaling (alpha / r); 2·r keeps the update scale stable across ranks"
+    )
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
+    target_modules: list[str] | None = Field(
+        None, description="module names to adapt; per-architecture attention defaults when unset"
+    )
+    bias: Literal["none", "all", "lora_only"] = Field("none", description="which biases train")
+
+
+class VirtualTokenSettings(_Section):
+    num_virtual_tokens: int = Field(20, gt=0, description="learned tokens prepended to every input")
+    init_text: str | None = Field(
+        None, description="prompt tuning only: start from this text's embeddings instead of random"
+    )
+
+
 class MethodConfig(_Section):
     name: str = Field("full", description="how the model is adapted; 'full' updates every weight")
+    llrd: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="layer-wise LR decay: each layer below the top gets lr * factor (e.g. 0.9); off when unset",
+    )
+    freeze: FreezeConfig = Field(default_factory=FreezeConfig)
+    gradual: GradualConfig = Field(default_factory=GradualConfig)
+    lora: LoraSettings = Field(default_factory=LoraSettings)
+    virtual_tokens: VirtualTokenSettings = Field(default_factory=VirtualTokenSettings)
 
 
 class TrainConfig(_Section):

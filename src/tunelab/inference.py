@@ -18,7 +18,7 @@ from tunelab.config import ModelConfig
 from tunelab.data.labels import LabelMap
 from tunelab.errors import RunDirError
 from tunelab.evaluation.metrics import softmax
-from tunelab.models import load_pretrained, load_tokenizer
+from tunelab.models import load_pretrained, load_tokenizer, resolve_model_dir
 from tunelab.training.precision import autocast, resolve_precision
 
 
@@ -45,17 +45,16 @@ class Predictor:
     def from_run_dir(cls, run_dir: str | Path, batch_size: int = 64) -> Predictor:
         run_dir = Path(run_dir)
         model_dir = run_dir / "model"
-        if not (model_dir / "config.json").is_file():
+        if not any((model_dir / name).is_file() for name in ("config.json", "adapter_config.json")):
             card = _read_json(run_dir / "run_card.json")
             status = f" (run status: {card.get('status')})" if card else ""
             raise RunDirError(
                 f"{run_dir} has no trained model in model/{status}. Pass the directory of a finished `tunelab train` run."
             )
         card = _read_json(run_dir / "run_card.json") or {}
-        cfg = ModelConfig(name=str(model_dir))
-        model = load_pretrained(AutoModelForSequenceClassification, model_dir, cfg)
-        tokenizer = load_tokenizer(model_dir, cfg)
         labels = LabelMap.load(model_dir / "labels.json")
+        model = _load_model(model_dir, labels, card)
+        tokenizer = load_tokenizer(model_dir, ModelConfig(name=str(model_dir)))
         precision = resolve_precision("auto") if card.get("precision") == "bf16" else "fp32"
         return cls(
             model, tokenizer, labels, int(card.get("max_length", 512)), precision, batch_size
@@ -82,6 +81,35 @@ class Predictor:
         """(label ids, probabilities) for each text."""
         probabilities = softmax(self.logits(texts))
         return probabilities.argmax(-1), probabilities
+
+
+def _load_model(model_dir: Path, labels: LabelMap, card: dict[str, Any]) -> PreTrainedModel:
+    """A full model directory, or an adapter directory put back onto its base model."""
+    if not (model_dir / "adapter_config.json").is_file():
+        return load_pretrained(
+            AutoModelForSequenceClassification, model_dir, ModelConfig(name=str(model_dir))
+        )
+    from peft import PeftModel
+
+    source = card.get("model", {}).get("source")
+    if not source:
+        raise RunDirError(
+            f"{model_dir} holds an adapter, but run_card.json does not name its base model. Re-run training."
+        )
+    base_dir = resolve_model_dir(source)
+    head = {
+        "num_labels": len(labels.names),
+        "id2label": labels.id2label,
+        "label2id": labels.label2id,
+    }
+    base = load_pretrained(
+        AutoModelForSequenceClassification,
+        base_dir,
+        ModelConfig(name=source),
+        head,
+        ignore_mismatched_sizes=True,
+    )
+    return PeftModel.from_pretrained(base, model_dir)  # type: ignore[return-value]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

@@ -13,7 +13,7 @@ from typing import Any, cast
 import datasets
 import pandas as pd
 import torch
-from transformers import PreTrainedModel, set_seed
+from transformers import PreTrainedModel, Trainer, set_seed
 from transformers.utils import logging as hf_logging
 
 from tunelab.config import RunConfig, dump_yaml, load_config
@@ -40,42 +40,32 @@ class TrainResult:
     wall_seconds: float
 
 
+@dataclass
+class TrainingSession:
+    """Everything `train` sets up before fitting; tests and tools can stop here."""
+
+    cfg: RunConfig
+    data: PreparedData
+    run_dir: Path
+    tokenizer: Any
+    model: PreTrainedModel
+    trainer: Trainer
+    precision: str
+    card: dict[str, Any]
+    parameters: dict[str, int | float]
+
+
 def train(cfg: RunConfig) -> TrainResult:
     """Fine-tune as configured; returns the run directory and its metrics."""
     started = time.perf_counter()
-    cfg = cfg.validated()
-    hf_logging.set_verbosity_error()  # load reports and deprecations would drown the progress lines
-    hf_logging.disable_progress_bar()
-    if not sys.stderr.isatty():  # bars only help on a terminal; in logs they are noise
-        datasets.disable_progress_bars()
-    task = TASKS.get(cfg.task.type)
-    method = METHODS.get(cfg.method.name)
-    precision = resolve_precision(cfg.train.precision)
-    if cfg.train.threads:
-        torch.set_num_threads(cfg.train.threads)
-
-    data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
-    model_dir = resolve_model_dir(cfg.model.name)
-    run_dir = _new_run_dir(cfg)
-    card = _start_card(cfg, run_dir, data, precision, model_dir)
-    _describe_data(data)
-
-    set_seed(cfg.train.seed)
-    tokenizer = load_tokenizer(model_dir, cfg.model)
-    data_report = build_report(data, tokenizer, cfg.data.max_length)
-    write_report(data_report, run_dir)
-    for warning in data_report["warnings"]:
-        say(f"data warning: {warning}")
-    model = method(task.load_model(model_dir, data, cfg), cfg)
-    params = count_parameters(model)
-    say(
-        f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
-        f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}"
-    )
-
-    encoded = task.tokenize(tokenizer, data, cfg.data.max_length)
-    trainer = build_trainer(
-        model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
+    session = prepare_training(cfg)
+    cfg, data, run_dir, tokenizer, trainer, precision = (
+        session.cfg,
+        session.data,
+        session.run_dir,
+        session.tokenizer,
+        session.trainer,
+        session.precision,
     )
     train_output = trainer.train()
     trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
@@ -127,13 +117,52 @@ def train(cfg: RunConfig) -> TrainResult:
         "train_seconds": train_output.metrics.get("train_runtime"),
         "examples_per_second": train_output.metrics.get("train_samples_per_second"),
     }
-    metrics["parameters"] = params
+    metrics["parameters"] = session.parameters
     atomic_write_json(run_dir / "metrics.json", metrics)
 
     wall = time.perf_counter() - started
+    card = session.card
     card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
     atomic_write_json(run_dir / "run_card.json", card)
     return TrainResult(run_dir, metrics, wall)
+
+
+def prepare_training(cfg: RunConfig) -> TrainingSession:
+    """Validate → data → run directory → tokenizer → model → method → Trainer."""
+    cfg = cfg.validated()
+    hf_logging.set_verbosity_error()  # load reports and deprecations would drown the progress lines
+    hf_logging.disable_progress_bar()
+    if not sys.stderr.isatty():  # bars only help on a terminal; in logs they are noise
+        datasets.disable_progress_bars()
+    task = TASKS.get(cfg.task.type)
+    method = METHODS.get(cfg.method.name)
+    precision = resolve_precision(cfg.train.precision)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+
+    data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
+    model_dir = resolve_model_dir(cfg.model.name)
+    run_dir = _new_run_dir(cfg)
+    card = _start_card(cfg, run_dir, data, precision, model_dir)
+    _describe_data(data)
+
+    set_seed(cfg.train.seed)
+    tokenizer = load_tokenizer(model_dir, cfg.model)
+    data_report = build_report(data, tokenizer, cfg.data.max_length)
+    write_report(data_report, run_dir)
+    for warning in data_report["warnings"]:
+        say(f"data warning: {warning}")
+    model = method(task.load_model(model_dir, data, cfg), cfg)
+    params = count_parameters(model)
+    say(
+        f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
+        f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}"
+    )
+    encoded = task.tokenize(tokenizer, data, cfg.data.max_length)
+    trainer = build_trainer(
+        model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
+    )
+    return TrainingSession(cfg, data, run_dir, tokenizer, model, trainer, precision, card, params)
 
 
 def inspect_data(cfg: RunConfig) -> dict[str, Any]:

@@ -384,7 +384,7 @@ def test_unknown_task_and_method_are_reported_together_with_suggestions(files: F
     assert "Known: classification" in task_problem
     assert "got 'ful'" in method_problem
     assert "Did you mean 'full'?" in method_problem
-    assert "Known: full" in method_problem
+    assert "Known: freeze, full," in method_problem
 
 
 def test_eval_every_steps_needs_eval_steps(files: Files) -> None:

@@ -151,7 +151,7 @@ def _checked(
         )
     text = frame[text_column]
     out = pd.DataFrame(
-        {"text": text.astype(str), "label": label, "row": range(1, len(frame) + 1)},
+        {"text": text.astype(str), "label": label.map(label_name), "row": range(1, len(frame) + 1)},
         index=frame.index,
     )
     empty = text.isna() | (text.astype(str).str.strip() == "")

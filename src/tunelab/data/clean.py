@@ -11,6 +11,7 @@ from typing import Any
 import pandas as pd
 
 from tunelab.config import CleanConfig
+from tunelab.data.labels import label_name
 from tunelab.data.near_duplicates import near_duplicate_pairs
 
 _TAG = re.compile(r"<[^>]+>")
@@ -60,7 +61,8 @@ def clean_frame(frame: pd.DataFrame, cfg: CleanConfig) -> tuple[pd.DataFrame, di
     `frame` has columns text, label (raw label names) and row. The report counts raw exact
     duplicates, duplicates after cleaning, conflicts, and every dropped row by reason.
     """
-    raw_labels = frame["label"].map(str).value_counts().sort_index()
+    frame = frame.assign(label=frame["label"].map(label_name))  # "pos " and "pos" are one label
+    raw_labels = frame["label"].value_counts().sort_index()
     report: dict[str, Any] = {
         "rows_in": len(frame),
         "label_counts": {str(k): int(v) for k, v in raw_labels.items()},

@@ -128,22 +128,39 @@ def _has_header(path: Path, sep: str, column_names: tuple[str | None, ...]) -> b
 
 
 def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
-    """TSV quoting is a convention, not a rule: honour quotes only when they keep one row per line.
+    """TSV quoting is a convention, not a rule: read it both ways and keep the reading that fits.
 
-    A TSV written by pandas quotes fields with quotes in them; a raw TSV such as the SMS Spam
-    Collection has messages that merely begin with a quote, and honouring it merges rows.
+    A raw TSV (the SMS Spam Collection) has messages that merely begin with a quote; honouring
+    it merges or breaks rows. A TSV written by pandas quotes fields that hold quotes, tabs or
+    newlines; ignoring that leaves quote characters in, or splits a row.
     """
     with path.open("rb") as handle:
-        lines = sum(1 for line in handle if line.strip())
-    expected = lines - (1 if header else 0)
-    quoted = _read_delimited(path, "\t", header, "csv")
-    if len(quoted) == expected:
+        lines = sum(1 for line in handle if line.strip()) - (1 if header else 0)
+    readings: dict[str, pd.DataFrame] = {}
+    failure: Exception | None = None
+    for rule in ("none", "csv"):
+        try:
+            readings[rule] = _read_delimited(path, "\t", header, rule)
+        except pd.errors.ParserError as exc:
+            failure = exc
+    plain, quoted = readings.get("none"), readings.get("csv")
+    if plain is None or quoted is None:
+        if plain is None and quoted is None:
+            raise failure  # type: ignore[misc]
+        return plain if quoted is None else quoted  # type: ignore[return-value]
+    plain_fits = len(plain) == lines and not plain.isna().any().any()
+    if not plain_fits:
         return quoted
-    try:
-        plain = _read_delimited(path, "\t", header, "none")
-    except pd.errors.ParserError:
-        return quoted  # quoted fields with embedded newlines: only the quoted reading parses
-    return plain if len(plain) == expected else quoted
+    wrapped = (
+        plain.apply(
+            lambda column: (
+                column.str.startswith('"') & column.str.endswith('"') & (column.str.len() > 1)
+            )
+        )
+        .any()
+        .any()
+    )
+    return quoted if wrapped and len(quoted) == len(plain) else plain
 
 
 def _read_delimited(path: Path, sep: str, header: bool, quoting: str) -> pd.DataFrame:

@@ -12,7 +12,13 @@ from tunelab.errors import DataError
 def carve(
     frame: pd.DataFrame, share: float, seed: int, name: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Split off `share` of the rows, stratified on the 'label' column: (rest, carved)."""
+    """Split off `share` of the rows, stratified on the 'label' column: (rest, carved).
+
+    With a 'group' column, whole groups move together (no group in two splits), and the share
+    is approximate: one fold of round(1/share) stratified group folds.
+    """
+    if "group" in frame.columns:
+        return _carve_groups(frame, share, seed, name)
     try:
         rest, carved = train_test_split(
             frame, test_size=share, stratify=frame["label"], random_state=seed

@@ -12,7 +12,7 @@ from tunelab.registry import Registry
 Method = Callable[[PreTrainedModel, RunConfig], PreTrainedModel]
 METHODS: Registry[Method] = Registry("method", "method.name")
 
-from tunelab.methods import full  # noqa: E402, F401  (registers 'full')
+from tunelab.methods import freeze, full, gradual, peft  # noqa: E402, F401  (each registers itself)
 
 
 def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:

@@ -17,8 +17,11 @@ from transformers import (
 )
 
 from tunelab.config import RunConfig
+from tunelab.methods.gradual import GradualUnfreezing
+from tunelab.methods.layers import layer_map
 from tunelab.tasks.base import Task
 from tunelab.training.callbacks import ConciseProgress
+from tunelab.training.optimizer import build_optimizer
 
 
 def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> TrainingArguments:
@@ -68,8 +71,10 @@ def build_trainer(
     precision: str,
     loss_function: Any = None,
 ) -> Trainer:
+    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay, cfg.method.llrd)
     trainer = Trainer(
         model=model,
+        optimizers=(optimizer, None),  # the Trainer adds the configured LR schedule
         args=training_arguments(cfg, run_dir / "checkpoints", precision),
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
@@ -81,6 +86,11 @@ def build_trainer(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
+    if cfg.method.name == "gradual_unfreeze":
+        steps_per_epoch = len(trainer.get_train_dataloader()) // cfg.train.grad_accum
+        trainer.add_callback(
+            GradualUnfreezing(layer_map(model), cfg.method.gradual.every_steps, steps_per_epoch)
+        )
     if cfg.train.early_stopping_patience is not None:
         trainer.add_callback(
             EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience)

@@ -1,0 +1,39 @@
+"""ULMFiT gradual unfreezing: train the head first, then one more layer group from the top."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transformers import PreTrainedModel, TrainerCallback
+
+from tunelab.config import RunConfig
+from tunelab.methods import METHODS
+from tunelab.methods.layers import LayerMap, layer_map, set_trainable
+
+
+@METHODS.register("gradual_unfreeze")
+def apply(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+    layers = layer_map(model)
+    set_trainable(list(model.parameters()), False)
+    set_trainable(layers.top, True)
+    return model
+
+
+class GradualUnfreezing(TrainerCallback):
+    """Unfreezes group k (top layer first, embeddings last) at step k·every_steps or epoch k.
+
+    The optimizer already holds every parameter (training/optimizer.py), so a group starts to
+    update on the first step after it is unfrozen and never before. The schedule depends only on
+    the step, so a resumed run unfreezes exactly what the interrupted one had.
+    """
+
+    def __init__(self, layers: LayerMap, every_steps: int | None, steps_per_epoch: int) -> None:
+        self.groups = layers.groups_top_down()
+        self.every = every_steps or max(1, steps_per_epoch)
+        self.unfrozen = 0
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        wanted = min(len(self.groups), state.global_step // self.every)
+        while self.unfrozen < wanted:
+            set_trainable(self.groups[self.unfrozen], True)
+            self.unfrozen += 1

@@ -1,0 +1,108 @@
+"""Parameter-efficient methods from the `peft` library (never re-implemented here).
+
+Each wraps the model in a PeftModel: only the adapter (and the task head, via PEFT's
+modules_to_save) trains, and `save_pretrained` writes the adapter alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from peft import (
+    IA3Config,
+    LoraConfig,
+    PrefixTuningConfig,
+    PromptTuningConfig,
+    TaskType,
+    get_peft_model,
+)
+from transformers import PreTrainedModel
+
+from tunelab.config import RunConfig
+from tunelab.errors import ConfigError
+from tunelab.methods import METHODS
+
+# Attention projections per architecture where PEFT has no default of its own.
+LORA_TARGETS = {"mpnet": ["q", "v"], "distilbert": ["q_lin", "v_lin"]}
+IA3_TARGETS = {
+    "mpnet": (["k", "v", "output.dense"], ["output.dense"]),
+    "distilbert": (["k_lin", "v_lin", "lin2"], ["lin2"]),
+}
+
+
+def _task_type(model: PreTrainedModel) -> TaskType:
+    name = type(model).__name__
+    if name.endswith("ForSequenceClassification"):
+        return TaskType.SEQ_CLS
+    if name.endswith("ForCausalLM"):
+        return TaskType.CAUSAL_LM
+    if name.endswith("ForConditionalGeneration") or name.endswith("ForSeq2SeqLM"):
+        return TaskType.SEQ_2_SEQ_LM
+    return TaskType.FEATURE_EXTRACTION
+
+
+def _wrap(model: PreTrainedModel, config: Any) -> PreTrainedModel:
+    try:
+        return get_peft_model(model, config)
+    except (ValueError, TypeError, KeyError) as exc:
+        first = str(exc).strip().splitlines()[0]
+        raise ConfigError(
+            f"method: peft cannot wrap {type(model).__name__}: {first}. Set method.lora.target_modules or choose another method."
+        ) from None
+
+
+@METHODS.register("lora")
+def lora(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+    s = cfg.method.lora
+    targets = s.target_modules or LORA_TARGETS.get(model.config.model_type)
+    config = LoraConfig(
+        task_type=_task_type(model),
+        r=s.r,
+        lora_alpha=s.alpha,
+        lora_dropout=s.dropout,
+        target_modules=targets,
+        bias=s.bias,
+    )
+    return _wrap(model, config)
+
+
+@METHODS.register("qlora")
+def qlora(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+    if not torch.cuda.is_available():
+        raise ConfigError(
+            "method qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); this machine has none. Use method.name=lora on CPU."
+        )
+    raise ConfigError(
+        "method qlora: 4-bit loading is not built yet in tunelab (it could not be tested without a GPU). Use method.name=lora."
+    )
+
+
+@METHODS.register("ia3")
+def ia3(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+    targets, feedforward = IA3_TARGETS.get(model.config.model_type, (None, None))
+    config = IA3Config(
+        task_type=_task_type(model), target_modules=targets, feedforward_modules=feedforward
+    )
+    return _wrap(model, config)
+
+
+@METHODS.register("prefix")
+def prefix(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+    config = PrefixTuningConfig(
+        task_type=_task_type(model), num_virtual_tokens=cfg.method.virtual_tokens.num_virtual_tokens
+    )
+    return _wrap(model, config)
+
+
+@METHODS.register("prompt")
+def prompt(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+    s = cfg.method.virtual_tokens
+    config = PromptTuningConfig(
+        task_type=_task_type(model),
+        num_virtual_tokens=s.num_virtual_tokens,
+        prompt_tuning_init="TEXT" if s.init_text else "RANDOM",
+        prompt_tuning_init_text=s.init_text,
+        tokenizer_name_or_path=model.name_or_path if s.init_text else None,
+    )
+    return _wrap(model, config)

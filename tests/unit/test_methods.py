@@ -1,0 +1,166 @@
+"""The method contract, one table for every method x architecture (PEFT-style).
+
+For each: the trainable share is what the method promises; one optimizer step changes the
+trainable parameters and leaves the frozen ones alone; save → load gives identical outputs;
+mergeable adapters give the same outputs merged and unmerged.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+import tunelab
+from tunelab.config import build_config
+from tunelab.errors import ConfigError
+from tunelab.inference import Predictor
+from tunelab.methods import METHODS, count_parameters
+from tunelab.methods.layers import layer_map
+from tunelab.pipeline import prepare_training  # the steps train() runs, stopped before fitting
+
+ARCHITECTURES = ("bert", "llama")
+# method → (extra config, expected trainable share bounds)
+METHOD_TABLE = {
+    "full": ({}, (1.0, 1.0)),
+    "freeze": ({"freeze": {"embeddings": True, "bottom_layers": 1}}, (0.05, 0.95)),
+    "gradual_unfreeze": ({}, (0.0, 0.5)),
+    "lora": ({"lora": {"r": 4}}, (0.0, 0.5)),
+    "ia3": ({}, (0.0, 0.5)),
+    "prefix": ({"virtual_tokens": {"num_virtual_tokens": 4}}, (0.0, 0.9)),
+    "prompt": ({"virtual_tokens": {"num_virtual_tokens": 4}}, (0.0, 0.5)),
+}
+
+
+def build(tiny_config, model_dir: Path, method: str, extra: dict, **train):
+    raw = tiny_config.to_dict()
+    raw["model"]["name"] = str(model_dir)
+    raw["method"] = {"name": method, **extra}
+    raw["train"].update(train)
+    raw["output"]["name"] = f"{method}-{model_dir.name}"
+    return build_config(raw)
+
+
+def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+@pytest.fixture(params=ARCHITECTURES)
+def model_dir(request, tiny_bert_dir: Path, tiny_llama_dir: Path) -> Path:
+    return tiny_bert_dir if request.param == "bert" else tiny_llama_dir
+
+
+def test_every_method_is_in_the_table() -> None:
+    assert set(METHODS) - {"qlora"} == set(METHOD_TABLE)
+
+
+@pytest.mark.parametrize("method", list(METHOD_TABLE))
+def test_one_step_changes_trainable_and_only_trainable(
+    tiny_config, model_dir: Path, method: str
+) -> None:
+    extra, (low, high) = METHOD_TABLE[method]
+    cfg = build(tiny_config, model_dir, method, extra, max_steps=1, eval_on_start=False)
+    session = prepare_training(cfg)
+    trainer, model = session.trainer, session.model
+    share = count_parameters(model)["trainable_share"]
+    assert low <= share <= high, share
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    before = snapshot(model)
+    trainer.train()
+    after = snapshot(model)
+    changed = {n for n in before if not torch.equal(before[n], after[n])}
+    assert changed, "one optimizer step must change something"
+    assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "ia3", "prefix", "prompt", "freeze"])
+def test_save_then_load_gives_identical_outputs(tiny_config, model_dir: Path, method: str) -> None:
+    extra, _ = METHOD_TABLE[method]
+    cfg = build(tiny_config, model_dir, method, extra, epochs=1, eval_on_start=False)
+    result = tunelab.train(cfg)
+    texts = ["the movie was superb", "dull plot", "really very boring acting is sad"]
+    reloaded = Predictor.from_run_dir(result.run_dir)
+    again = Predictor.from_run_dir(result.run_dir)
+    np.testing.assert_array_equal(reloaded.logits(texts), again.logits(texts))
+    report = tunelab.evaluate(result.run_dir)
+    assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
+    if method in ("lora", "ia3", "prefix", "prompt"):
+        saved = {p.name for p in (result.run_dir / "model").iterdir()}
+        assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+
+
+@pytest.mark.parametrize("method", ["lora", "ia3"])
+def test_merged_equals_unmerged(tiny_config, model_dir: Path, method: str) -> None:
+    extra, _ = METHOD_TABLE[method]
+    cfg = build(tiny_config, model_dir, method, extra, epochs=1, eval_on_start=False)
+    result = tunelab.train(cfg)
+    predictor = Predictor.from_run_dir(result.run_dir)
+    texts = ["the movie was superb", "dull plot", "really very boring acting is sad"]
+    unmerged = predictor.logits(texts)
+    predictor.model = predictor.model.merge_and_unload()
+    merged = predictor.logits(texts)
+    np.testing.assert_allclose(merged, unmerged, atol=1e-4)
+
+
+def test_gradual_unfreezing_updates_a_layer_only_after_it_is_unfrozen(
+    tiny_config, tiny_bert_dir: Path
+) -> None:
+    cfg = build(
+        tiny_config,
+        tiny_bert_dir,
+        "gradual_unfreeze",
+        {"gradual": {"every_steps": 2}},
+        max_steps=6,
+        eval_on_start=False,
+        warmup_ratio=0.0,
+    )
+    session = prepare_training(cfg)
+    trainer, model = session.trainer, session.model
+    layers = layer_map(model)
+    top_layer, bottom_layer = layers.layers[-1][0], layers.layers[0][0]
+    history = []
+
+    class Watch(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            history.append(
+                (state.global_step, top_layer.detach().clone(), bottom_layer.detach().clone())
+            )
+
+    start_top, start_bottom = top_layer.detach().clone(), bottom_layer.detach().clone()
+    trainer.add_callback(Watch())
+    trainer.train()
+    steps = {step: (top, bottom) for step, top, bottom in history}
+    # Groups unfreeze at steps 2, 4, 6 (top layer, bottom layer, embeddings) with every_steps=2.
+    assert torch.equal(steps[2][0], start_top)  # step 1-2: top layer still frozen
+    assert not torch.equal(steps[3][0], start_top)  # step 3 trains the unfrozen top layer
+    assert torch.equal(steps[4][1], start_bottom)  # bottom layer frozen through step 4
+    assert not torch.equal(steps[5][1], start_bottom)
+
+
+def test_llrd_gives_lower_layers_smaller_learning_rates(tiny_config, tiny_bert_dir: Path) -> None:
+    from tunelab.training.optimizer import build_optimizer
+
+    cfg = build(tiny_config, tiny_bert_dir, "full", {"llrd": 0.5})
+    model = prepare_training(cfg).model
+    optimizer = build_optimizer(model, 1e-3, 0.01, 0.5)
+    lr_of = {id(p): group["lr"] for group in optimizer.param_groups for p in group["params"]}
+    layers = layer_map(model)
+    assert lr_of[id(layers.layers[-1][0])] == pytest.approx(5e-4)  # top layer: one step down
+    assert lr_of[id(layers.layers[0][0])] == pytest.approx(2.5e-4)
+    assert lr_of[id(layers.embeddings[0])] == pytest.approx(1.25e-4)
+    assert lr_of[id(layers.top[-1])] == pytest.approx(1e-3)  # the head keeps the full rate
+    assert sum(len(g["params"]) for g in optimizer.param_groups) == len(list(model.parameters()))
+
+
+def test_unknown_method_and_qlora_on_cpu(tiny_config) -> None:
+    raw = tiny_config.to_dict()
+    raw["method"] = {"name": "lorra"}
+    with pytest.raises(ConfigError, match="Did you mean 'lora'"):
+        build_config(raw)
+    if not torch.cuda.is_available():
+        raw["method"] = {"name": "qlora"}
+        with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+            tunelab.train(build_config(raw))
