@@ -54,14 +54,19 @@ def user_errors(command: F) -> F:
 @app.command()
 @user_errors
 def train(
-    config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None
+    config: Annotated[Path, typer.Argument(help="YAML run config")],
+    overrides: Overrides = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the interrupted run of the same output.name")
+    ] = False,
 ) -> None:
     """Fine-tune as CONFIG says; prints baseline vs fine-tuned metrics and the run directory."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.config import load_config
     from tunelab.pipeline import train as run_training
 
-    result = run_training(load_config(config, overrides))
+    extra = ["train.resume=true"] if resume else []
+    result = run_training(load_config(config, [*(overrides or []), *extra]))
     print_summary(result.metrics, result.wall_seconds, result.run_dir)
 
 

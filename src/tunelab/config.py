@@ -310,6 +310,10 @@ class TrainConfig(_Section):
         None, gt=0, description="stop after N evaluations without improvement; off when unset"
     )
     log_every: int = Field(50, gt=0, description="optimizer steps between log lines")
+    resume: bool = Field(
+        False,
+        description="continue an interrupted run from its latest checkpoint: optimizer, schedule and RNG restored",
+    )
     threads: int | None = Field(None, gt=0, description="torch CPU threads; all cores when unset")
 
 

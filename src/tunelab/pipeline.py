@@ -59,6 +59,7 @@ def train(cfg: RunConfig) -> TrainResult:
     """Fine-tune as configured; returns the run directory and its metrics."""
     started = time.perf_counter()
     session = prepare_training(cfg)
+    checkpoint = _latest_checkpoint(session.run_dir) if session.cfg.train.resume else None
     cfg, data, run_dir, tokenizer, trainer, precision = (
         session.cfg,
         session.data,
@@ -67,7 +68,9 @@ def train(cfg: RunConfig) -> TrainResult:
         session.trainer,
         session.precision,
     )
-    train_output = trainer.train()
+    if checkpoint is not None:
+        say(f"resuming from {checkpoint}")
+    train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
 
     with atomic_directory(
@@ -240,9 +243,23 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         atomic_write_text(path, frame.to_csv(index=False))
 
 
+def _latest_checkpoint(run_dir: Path) -> Path | None:
+    checkpoints = sorted(
+        (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])
+    )
+    return checkpoints[-1] if checkpoints else None
+
+
 def _new_run_dir(cfg: RunConfig) -> Path:
     name = cfg.output.name or f"{cfg.task.type}-{datetime.now():%Y%m%d-%H%M%S}"
     run_dir = Path(cfg.output.dir) / name
+    if cfg.train.resume:
+        if cfg.output.name is None or _latest_checkpoint(run_dir) is None:
+            raise ConfigError(
+                f"train.resume: no checkpoint to resume in {run_dir}. Set output.name to the interrupted run's name "
+                "(its directory must hold checkpoints/checkpoint-*), or drop train.resume."
+            )
+        return run_dir
     if run_dir.exists():
         if not cfg.output.overwrite:
             raise ConfigError(

@@ -1,0 +1,85 @@
+"""Exact resume: a run killed mid-way and resumed ends where an uninterrupted run ends."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import tunelab
+from tunelab.config import build_config
+from tunelab.errors import ConfigError
+from tunelab.inference import Predictor
+from tunelab.training.callbacks import ConciseProgress
+
+TEXTS = [
+    "the movie was superb",
+    "dull plot",
+    "really very boring acting is sad",
+    "love the fun film",
+]
+
+
+class Crash(RuntimeError):
+    pass
+
+
+def config(tiny_config, name: str, method: str, **train):
+    raw = tiny_config.to_dict()
+    raw["method"] = {
+        "name": method,
+        **({"gradual": {"every_steps": 3}} if method == "gradual_unfreeze" else {}),
+    }
+    raw["train"].update(
+        epochs=2,
+        eval_every="steps",
+        eval_steps=4,
+        eval_on_start=False,
+        lr=1e-2 if method == "lora" else 5e-3,
+        **train,
+    )
+    raw["output"]["name"] = name
+    return build_config(raw)
+
+
+@pytest.mark.parametrize("method", ["full", "lora", "gradual_unfreeze"])
+def test_killed_then_resumed_equals_uninterrupted(
+    tiny_config, monkeypatch: pytest.MonkeyPatch, method: str
+) -> None:
+    straight = tunelab.train(config(tiny_config, f"straight-{method}", method))
+
+    original = ConciseProgress.on_step_end
+
+    def crash_at_step_10(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if state.global_step == 10:
+            raise Crash("simulated power cut")
+
+    monkeypatch.setattr(ConciseProgress, "on_step_end", crash_at_step_10)
+    with pytest.raises(Crash):
+        tunelab.train(config(tiny_config, f"crashed-{method}", method))
+    steps_run: list[int] = []
+
+    def count_steps(self, args, state, control, **kwargs):
+        steps_run.append(state.global_step)
+        original(self, args, state, control, **kwargs)
+
+    monkeypatch.setattr(ConciseProgress, "on_step_end", count_steps)
+    resumed = tunelab.train(config(tiny_config, f"crashed-{method}", method, resume=True))
+    assert steps_run == list(range(9, 25)), "must continue from checkpoint-8, not start over"
+    assert resumed.metrics["training"]["steps"] == straight.metrics["training"]["steps"] == 24
+    np.testing.assert_allclose(
+        [loss for _, loss in resumed.metrics["training"]["loss_curve"]],
+        [loss for _, loss in straight.metrics["training"]["loss_curve"]],
+        rtol=1e-6,
+    )
+    np.testing.assert_allclose(
+        Predictor.from_run_dir(resumed.run_dir).logits(TEXTS),
+        Predictor.from_run_dir(straight.run_dir).logits(TEXTS),
+        rtol=1e-5,
+        atol=1e-6,
+    )
+
+
+def test_resume_without_checkpoints_is_a_clear_error(tiny_config) -> None:
+    with pytest.raises(ConfigError, match="no checkpoint to resume"):
+        tunelab.train(config(tiny_config, "never-ran", "full", resume=True))
