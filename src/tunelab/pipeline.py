@@ -25,7 +25,8 @@ from tunelab.evaluation.baselines import majority_baseline
 from tunelab.evaluation.metrics import full_report
 from tunelab.inference import Predictor
 from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text
-from tunelab.methods import METHODS, count_parameters
+from tunelab.methods import METHODS, PEFT_METHODS, count_parameters
+from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
 from tunelab.runcard import base_card, now, split_sha256
 from tunelab.tasks import TASKS
@@ -155,7 +156,9 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     write_report(data_report, run_dir)
     for warning in data_report["warnings"]:
         say(f"data warning: {warning}")
-    model = method(task.load_model(model_dir, data, cfg), cfg)
+    model = task.load_model(model_dir, data, cfg)
+    card["vocabulary"] = _extend_vocabulary(model, tokenizer, data, cfg)
+    model = method(model, cfg)
     params = count_parameters(model)
     say(
         f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
@@ -166,6 +169,25 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
         model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
     )
     return TrainingSession(cfg, data, run_dir, tokenizer, model, trainer, precision, card, params)
+
+
+def _extend_vocabulary(
+    model: PreTrainedModel, tokenizer: Any, data: PreparedData, cfg: RunConfig
+) -> dict[str, Any]:
+    vocabulary = cfg.model.vocabulary
+    words = list(vocabulary.add_tokens)
+    if vocabulary.mine:
+        words += mine_words(data.splits["train"]["text"].tolist(), tokenizer, vocabulary)
+    if not words:
+        return {"added": 0}
+    if cfg.method.name in PEFT_METHODS:
+        raise ConfigError(
+            f"model.vocabulary adds tokens, but method {cfg.method.name} saves only an adapter, which cannot carry "
+            "new embedding rows. Use method full, freeze, gradual_unfreeze or llrd with a domain vocabulary."
+        )
+    added = extend_vocabulary(model, tokenizer, words)
+    say(f"vocabulary: {added['added']} tokens added (e.g. {', '.join(added['tokens'][:5])})")
+    return added
 
 
 def inspect_data(cfg: RunConfig) -> dict[str, Any]:

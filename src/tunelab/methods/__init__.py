@@ -14,6 +14,10 @@ METHODS: Registry[Method] = Registry("method", "method.name")
 
 from tunelab.methods import freeze, full, gradual, peft  # noqa: E402, F401  (each registers itself)
 
+PEFT_METHODS = frozenset(
+    {"lora", "qlora", "ia3", "prefix", "prompt"}
+)  # save adapters, not whole models
+
 
 def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
     """Trainable vs total parameters, printed and recorded by every run."""
@@ -26,4 +30,4 @@ def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
     }
 
 
-__all__ = ["METHODS", "Method", "count_parameters"]
+__all__ = ["METHODS", "PEFT_METHODS", "Method", "count_parameters"]
