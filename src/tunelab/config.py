@@ -319,9 +319,9 @@ class TrainConfig(_Section):
         True,
         description="score validation before training too: the curve starts from the base model",
     )
-    best_metric: str = Field(
-        "macro_f1",
-        description="validation metric that picks the best checkpoint (robust to imbalance)",
+    best_metric: str | None = Field(
+        None,
+        description="validation metric that picks the best checkpoint; the task's default when unset (classification: macro_f1, robust to imbalance; language models: loss)",
     )
     early_stopping_patience: int | None = Field(
         None, gt=0, description="stop after N evaluations without improvement; off when unset"
@@ -391,7 +391,7 @@ class RunConfig(_Section):
             )
         if self.task.type in TASKS:
             metrics = TASKS.get(self.task.type).metric_names
-            if self.train.best_metric not in metrics:
+            if self.train.best_metric is not None and self.train.best_metric not in metrics:
                 found.append(
                     f"train.best_metric must be a metric the task reports; got '{self.train.best_metric}'."
                     f"{did_you_mean(self.train.best_metric, metrics)} Known: {', '.join(metrics)}."

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     path = Path(path)
@@ -48,3 +50,11 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
         os.replace(path, old)
     os.replace(tmp, path)
     shutil.rmtree(old, ignore_errors=True)
+
+
+def write_table(frame: pd.DataFrame, path: Path) -> None:
+    """CSV by default, JSONL for .jsonl/.json; written atomically."""
+    if path.suffix.lower() in (".jsonl", ".json"):
+        atomic_write_text(path, frame.to_json(orient="records", lines=True, force_ascii=False))
+    else:
+        atomic_write_text(path, frame.to_csv(index=False))

@@ -21,15 +21,14 @@ from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
 from tunelab.data.inspect import build_report, write_report
 from tunelab.errors import ConfigError, ModelError, RunDirError
-from tunelab.evaluation.baselines import majority_baseline
-from tunelab.evaluation.metrics import full_report
 from tunelab.inference import Predictor
-from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text
+from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, write_table
 from tunelab.methods import METHODS, PEFT_METHODS, count_parameters
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
 from tunelab.runcard import base_card, now, split_sha256
 from tunelab.tasks import TASKS
+from tunelab.tasks.classification import score_split
 from tunelab.training.precision import resolve_precision
 from tunelab.training.trainer import build_trainer
 
@@ -54,6 +53,7 @@ class TrainingSession:
     precision: str
     card: dict[str, Any]
     parameters: dict[str, int | float]
+    encoded: dict[str, Any]
 
 
 def train(cfg: RunConfig) -> TrainResult:
@@ -61,14 +61,15 @@ def train(cfg: RunConfig) -> TrainResult:
     started = time.perf_counter()
     session = prepare_training(cfg)
     checkpoint = _latest_checkpoint(session.run_dir) if session.cfg.train.resume else None
-    cfg, data, run_dir, tokenizer, trainer, precision = (
+    cfg, data, run_dir, tokenizer, trainer = (
         session.cfg,
         session.data,
         session.run_dir,
         session.tokenizer,
         session.trainer,
-        session.precision,
     )
+    task = TASKS.get(cfg.task.type)
+    before = task.before_training(session)
     if checkpoint is not None:
         say(f"resuming from {checkpoint}")
     train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
@@ -79,28 +80,8 @@ def train(cfg: RunConfig) -> TrainResult:
     ) as tmp:  # safetensors only: no pickled training_args.bin
         trained.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
-        data.labels.save(tmp / "labels.json")
-
-    predictor = Predictor(
-        trained,
-        tokenizer,
-        data.labels,
-        cfg.data.max_length,
-        precision,
-        cfg.train.eval_batch_size,
-    )
-    metrics = {
-        split: score_split(predictor, data.splits[split]) for split in ("validation", "test")
-    }
-    _write_predictions(run_dir / "test_predictions.csv", predictor, data.splits["test"])
-    if cfg.eval.baselines:
-        metrics["baselines"] = {
-            "majority": majority_baseline(
-                data.splits["train"]["label"].to_numpy(),
-                data.splits["test"]["label"].to_numpy(),
-                data.labels.names,
-            )
-        }
+        task.save_extras(tmp, data)
+    metrics = task.final_metrics(session, trained, before)
     losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
     metrics["training"] = {
         "train_loss": train_output.training_loss,
@@ -117,7 +98,7 @@ def train(cfg: RunConfig) -> TrainResult:
             if "eval_loss" in e
         ],
         "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_validation_metric": {cfg.train.best_metric: trainer.state.best_metric},
+        "best_validation_metric": {task.best_metric(cfg): trainer.state.best_metric},
         "train_seconds": train_output.metrics.get("train_runtime"),
         "examples_per_second": train_output.metrics.get("train_samples_per_second"),
     }
@@ -168,7 +149,9 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     trainer = build_trainer(
         model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
     )
-    return TrainingSession(cfg, data, run_dir, tokenizer, model, trainer, precision, card, params)
+    return TrainingSession(
+        cfg, data, run_dir, tokenizer, model, trainer, precision, card, params, encoded
+    )
 
 
 def _extend_vocabulary(
@@ -252,19 +235,6 @@ def predict(
     return out
 
 
-def score_split(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
-    predicted, _ = predictor.predict(frame["text"].tolist())
-    return full_report(frame["label"].to_numpy(), predicted, predictor.labels.names)
-
-
-def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """CSV by default, JSONL for .jsonl/.json; written atomically."""
-    if path.suffix.lower() in (".jsonl", ".json"):
-        atomic_write_text(path, frame.to_json(orient="records", lines=True, force_ascii=False))
-    else:
-        atomic_write_text(path, frame.to_csv(index=False))
-
-
 def _latest_checkpoint(run_dir: Path) -> Path | None:
     checkpoints = sorted(
         (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])
@@ -317,21 +287,6 @@ def _describe_data(data: PreparedData) -> None:
         f"data: text='{data.text_column}' label='{data.label_column}' labels={list(data.labels.names)}; "
         + ", ".join(parts)
     )
-
-
-def _write_predictions(path: Path, predictor: Predictor, frame: pd.DataFrame) -> None:
-    ids, probabilities = predictor.predict(frame["text"].tolist())
-    names = predictor.labels.names
-    out = pd.DataFrame(
-        {
-            "row": frame["row"].to_numpy(),
-            "text": frame["text"].to_numpy(),
-            "label": [names[i] for i in frame["label"]],
-            "predicted": [names[i] for i in ids],
-            "probability": probabilities.max(-1),
-        }
-    )
-    write_table(out, path)
 
 
 def _run_config(run_dir: Path) -> RunConfig:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import torch
 from datasets import Dataset
 from transformers import (
@@ -18,7 +19,10 @@ from transformers import (
 from tunelab.config import RunConfig
 from tunelab.data import SPLITS, PreparedData, prepare_classification
 from tunelab.data.imbalance import class_weights
-from tunelab.evaluation.metrics import SCALAR_METRICS, scalar_metrics
+from tunelab.evaluation.baselines import majority_baseline
+from tunelab.evaluation.metrics import SCALAR_METRICS, full_report, scalar_metrics
+from tunelab.inference import Predictor
+from tunelab.io import write_table
 from tunelab.models import load_pretrained
 
 
@@ -67,6 +71,45 @@ class ClassificationTask:
             )
         return out
 
+    def best_metric(self, cfg: RunConfig) -> str:
+        return cfg.train.best_metric or "macro_f1"
+
+    def greater_is_better(self, metric: str) -> bool:
+        return True
+
+    def before_training(self, session: Any) -> dict[str, Any]:
+        return {}  # the validation curve starts at step 0 (train.eval_on_start)
+
+    def save_extras(self, model_dir: Path, data: PreparedData) -> None:
+        data.labels.save(model_dir / "labels.json")
+
+    def final_metrics(
+        self, session: Any, trained: PreTrainedModel, before: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Validation and test reports from the saved weights' predictor, the baselines, test predictions."""
+        cfg, data = session.cfg, session.data
+        predictor = Predictor(
+            trained,
+            session.tokenizer,
+            data.labels,
+            cfg.data.max_length,
+            session.precision,
+            cfg.train.eval_batch_size,
+        )
+        metrics: dict[str, Any] = {
+            split: score_split(predictor, data.splits[split]) for split in ("validation", "test")
+        }
+        _write_predictions(session.run_dir / "test_predictions.csv", predictor, data.splits["test"])
+        if cfg.eval.baselines:
+            metrics["baselines"] = {
+                "majority": majority_baseline(
+                    data.splits["train"]["label"].to_numpy(),
+                    data.splits["test"]["label"].to_numpy(),
+                    data.labels.names,
+                )
+            }
+        return metrics
+
     def loss_function(self, data: PreparedData, cfg: RunConfig) -> Any:
         """Class-weighted cross-entropy when data.imbalance.class_weights=auto; else the model's own loss."""
         if cfg.data.imbalance.class_weights != "auto":
@@ -96,3 +139,23 @@ class ClassificationTask:
         if isinstance(logits, tuple):
             logits = logits[0]
         return scalar_metrics(labels, np.asarray(logits).argmax(-1), np.asarray(logits).shape[-1])
+
+
+def score_split(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
+    predicted, _ = predictor.predict(frame["text"].tolist())
+    return full_report(frame["label"].to_numpy(), predicted, predictor.labels.names)
+
+
+def _write_predictions(path: Path, predictor: Predictor, frame: pd.DataFrame) -> None:
+    ids, probabilities = predictor.predict(frame["text"].tolist())
+    names = predictor.labels.names
+    out = pd.DataFrame(
+        {
+            "row": frame["row"].to_numpy(),
+            "text": frame["text"].to_numpy(),
+            "label": [names[i] for i in frame["label"]],
+            "predicted": [names[i] for i in ids],
+            "probability": probabilities.max(-1),
+        }
+    )
+    write_table(out, path)

@@ -25,7 +25,10 @@ from tunelab.training.optimizer import build_optimizer
 
 
 def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> TrainingArguments:
+    from tunelab.tasks import TASKS
+
     t = cfg.train
+    task = TASKS.get(cfg.task.type)
     return TrainingArguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=t.batch_size,
@@ -50,8 +53,8 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         save_steps=t.eval_steps or 500,  # unused unless eval_every=steps, which requires eval_steps
         save_total_limit=2,  # the best checkpoint and the latest, for resuming
         load_best_model_at_end=True,
-        metric_for_best_model=t.best_metric,
-        greater_is_better=True,
+        metric_for_best_model=task.best_metric(cfg),
+        greater_is_better=task.greater_is_better(task.best_metric(cfg)),
         logging_steps=t.log_every,
         report_to="none",
         disable_tqdm=True,  # ConciseProgress draws the bar and the log lines
