@@ -188,6 +188,7 @@ def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[s
     """Score a finished run on its own test split, or on another labelled file (`data_file`)."""
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
+    _require_classification(cfg, run_dir, "evaluate")
     predictor = Predictor.from_run_dir(run_dir, cfg.train.eval_batch_size)
     if data_file is None:
         data = TASKS.get(cfg.task.type).prepare_data(cfg)
@@ -213,6 +214,9 @@ def predict(
     batch_size: int = 64,
 ) -> pd.DataFrame:
     """Label texts (given directly or in a file); write CSV or JSONL when `output_file` is set."""
+    run_path = Path(run_dir)
+    if (run_path / "config.yaml").is_file():
+        _require_classification(_run_config(run_path), run_path, "predict")
     predictor = Predictor.from_run_dir(run_dir, batch_size)
     if (texts is None) == (input_file is None):
         raise ConfigError(
@@ -233,6 +237,14 @@ def predict(
     if output_file is not None:
         write_table(out, Path(output_file))
     return out
+
+
+def _require_classification(cfg: RunConfig, run_dir: Path, command: str) -> None:
+    if cfg.task.type != "classification":
+        raise RunDirError(
+            f"{run_dir} is a {cfg.task.type} run; `tunelab {command}` serves classification runs. "
+            "Its perplexities before and after training are in metrics.json."
+        )
 
 
 def _latest_checkpoint(run_dir: Path) -> Path | None:

@@ -34,6 +34,7 @@ __all__ = [
     "SPLITS",
     "LabelMap",
     "PreparedData",
+    "complete_splits",
     "load_labelled_file",
     "prepare_classification",
     "read_texts",
@@ -100,7 +101,7 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
             "classification needs at least two classes. Check data.label_column, or add rows of the other classes."
         )
     encoded = {split: _encode(frame, labels, str(paths[split])) for split, frame in raw.items()}
-    splits, origin = _complete_splits(encoded, cfg, seed)
+    splits, origin = complete_splits(encoded, cfg, seed)
     splits, report["leakage"] = check_leakage(splits, cfg.leakage)
     if cfg.max_train_rows is not None:
         splits["train"] = stratified_sample(splits["train"], cfg.max_train_rows, seed)
@@ -172,7 +173,7 @@ def _encode(frame: pd.DataFrame, labels: LabelMap, path: str) -> pd.DataFrame:
     return out
 
 
-def _complete_splits(
+def complete_splits(
     given: dict[str, pd.DataFrame], cfg: DataConfig, seed: int
 ) -> tuple[dict[str, pd.DataFrame], dict[str, str]]:
     """Use given files as is; carve each missing split from train with the configured share."""

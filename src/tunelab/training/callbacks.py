@@ -20,7 +20,7 @@ def format_log(logs: dict[str, Any], state: TrainerState) -> str:
     for key, value in logs.items():
         if key in _SKIP or not isinstance(value, int | float):
             continue
-        if "runtime" in key or "per_second" in key:
+        if "runtime" in key or "per_second" in key or "preparation_time" in key:
             continue
         name = {"learning_rate": "lr", "train_loss": "mean train loss"}.get(
             key, key.replace("eval_", "val_")

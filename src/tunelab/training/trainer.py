@@ -44,7 +44,9 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
-        train_sampling_strategy="group_by_length" if t.group_by_length else "random",
+        train_sampling_strategy="group_by_length"
+        if t.group_by_length and task.name == "classification"
+        else "random",
         length_column_name="length",
         eval_strategy=t.eval_every,
         eval_steps=t.eval_steps,

@@ -1,0 +1,76 @@
+"""Continued pre-training: masked LM on an encoder, causal LM on a Llama-style decoder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import tunelab
+from tunelab.config import build_config
+from tunelab.errors import RunDirError
+from tunelab.tasks import TASKS
+
+
+@pytest.fixture
+def corpus(tmp_path: Path, toy_rows) -> Path:
+    path = tmp_path / "domain.txt"
+    path.write_text("\n\n".join(toy_rows(400)["text"]) + "\n")  # blank lines are skipped
+    return path
+
+
+def lm_config(tmp_path: Path, corpus: Path, model_dir: Path, task: str, **train):
+    return build_config(
+        {
+            "data": {"train_file": str(corpus), "max_length": 32},
+            "task": {"type": task},
+            "model": {"name": str(model_dir)},
+            "train": {"epochs": 3, "lr": 5e-3, "precision": "fp32", "batch_size": 8, **train},
+            "output": {"dir": str(tmp_path / "runs"), "name": task},
+        }
+    )
+
+
+@pytest.mark.parametrize("task", ["masked_lm", "causal_lm"])
+def test_perplexity_falls_on_the_domain_text(
+    tmp_path, corpus, tiny_bert_dir, tiny_llama_dir, task
+) -> None:
+    model_dir = tiny_bert_dir if task == "masked_lm" else tiny_llama_dir
+    result = tunelab.train(lm_config(tmp_path, corpus, model_dir, task))
+    for split in ("validation", "test"):
+        report = result.metrics[split]
+        assert report["blocks"] > 0
+        assert report["perplexity_after"] < report["perplexity_before"]
+        assert report["relative_change"] == pytest.approx(
+            report["perplexity_after"] / report["perplexity_before"] - 1
+        )
+    assert (result.run_dir / "model" / "model.safetensors").is_file()
+    with pytest.raises(RunDirError, match=f"is a {task} run"):
+        tunelab.evaluate(result.run_dir)
+
+
+def test_masked_evaluation_uses_fixed_masks(tmp_path, corpus, tiny_bert_dir) -> None:
+    from tunelab.pipeline import prepare_training
+
+    session = prepare_training(lm_config(tmp_path, corpus, tiny_bert_dir, "masked_lm"))
+    task = TASKS.get("masked_lm")
+    first, second = task.before_training(session), task.before_training(session)
+    assert first == second  # same masks, same model → the same perplexity
+    labels = session.encoded["validation"]["labels"]
+    masked = sum(1 for block in labels for token in block if token != -100)
+    total = sum(len(block) for block in labels)
+    assert 0.05 < masked / total < 0.3  # about 15% of tokens are prediction targets
+
+
+def test_adapted_encoder_is_the_model_of_a_classification_run(
+    tmp_path, corpus, tiny_bert_dir, tiny_config
+) -> None:
+    adapted = tunelab.train(lm_config(tmp_path, corpus, tiny_bert_dir, "masked_lm", epochs=1))
+    raw = tiny_config.to_dict()
+    raw["model"]["name"] = str(adapted.run_dir / "model")
+    raw["output"]["name"] = "after-mlm"
+    classified = tunelab.train(build_config(raw))
+    assert (
+        classified.metrics["test"]["accuracy"]
+        > classified.metrics["baselines"]["majority"]["accuracy"]
+    )
