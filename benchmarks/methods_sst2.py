@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "full": ({}, 1e-4),
     "freeze": ({"freeze": {"embeddings": True, "bottom_layers": 3}}, 1e-4),
-    "gradual_unfreeze": ({}, 1e-4),
+    "gradual_unfreeze": ({"gradual": {"every_steps": 15}}, 1e-4),  # all 7 groups open by step 105 of 126
     "llrd": ({"name": "full", "llrd": 0.8}, 1e-4),
     "lora": ({"lora": {"r": 8}}, 1e-3),
     "ia3": ({}, 3e-3),
