@@ -188,6 +188,9 @@ def data_inspect(
 def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
     """Baseline vs fine-tuned on the held-out test split, the wall time and where the run is."""
     test = metrics["test"]
+    if "perplexity_before" in test:
+        print_perplexities(metrics, wall_seconds, run_dir)
+        return
     table = Table(title=f"held-out test split ({test['rows']} rows)")
     table.add_column("model")
     table.add_column("accuracy", justify="right")
@@ -200,6 +203,25 @@ def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -
     console.print(
         f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}"
     )
+    console.print(f"wall time: {wall_seconds:.1f} s")
+    console.print(f"run directory: {run_dir}")
+
+
+def print_perplexities(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
+    """Language-model runs: perplexity before and after training on validation and test."""
+    table = Table(title="perplexity (lower is better)")
+    for column in ("split", "blocks", "before", "after", "change"):
+        table.add_column(column, justify="left" if column == "split" else "right")
+    for split in ("validation", "test"):
+        r = metrics[split]
+        table.add_row(
+            split,
+            str(r["blocks"]),
+            f"{r['perplexity_before']:.2f}",
+            f"{r['perplexity_after']:.2f}",
+            f"{r['relative_change']:+.1%}",
+        )
+    console.print(table)
     console.print(f"wall time: {wall_seconds:.1f} s")
     console.print(f"run directory: {run_dir}")
 

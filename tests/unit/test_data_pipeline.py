@@ -77,7 +77,7 @@ def test_inspect_report_warns_about_imbalance_and_leakage(tmp_path: Path) -> Non
     report = build_report(data, None, 128)
     assert report["leakage"]["test"]["exact"] == 3
     assert any("imbalanced" in w for w in report["warnings"])
-    assert any("also occur in train" in w for w in report["warnings"])
+    assert any("copies of train rows" in w for w in report["warnings"])
     assert "tokens" not in report["splits"]["train"]["lengths"]  # no tokenizer: words only
     page = render_html(report)
     assert "sample text number 0" in page  # the leaked examples are listed

@@ -74,3 +74,25 @@ def test_adapted_encoder_is_the_model_of_a_classification_run(
         classified.metrics["test"]["accuracy"]
         > classified.metrics["baselines"]["majority"]["accuracy"]
     )
+
+
+def test_cli_prints_the_perplexity_table(tmp_path, corpus, tiny_bert_dir) -> None:
+    import os
+    import subprocess
+    import sys
+
+    import yaml
+
+    cfg = lm_config(tmp_path, corpus, tiny_bert_dir, "masked_lm", epochs=1)
+    (tmp_path / "lm.yaml").write_text(yaml.safe_dump(cfg.to_dict()))
+    tunelab_cli = str(Path(sys.executable).with_name("tunelab"))
+    result = subprocess.run(
+        [tunelab_cli, "train", str(tmp_path / "lm.yaml")],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HF_HUB_OFFLINE": "1", "COLUMNS": "200"},
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "perplexity (lower is better)" in result.stdout
+    assert "validation" in result.stdout and "run directory:" in result.stdout

@@ -58,14 +58,19 @@ def _warnings(report: dict[str, Any]) -> list[str]:
     found = []
     train = report["splits"]["train"]["label_counts"]
     if min(train.values()) and max(train.values()) / min(train.values()) > IMBALANCE_WARNING:
-        found.append(
-            f"labels are imbalanced in train ({max(train.values()) / min(train.values()):.1f}:1): watch macro-F1, "
-            "consider data.imbalance.class_weights=auto"
+        ratio = max(train.values()) / min(train.values())
+        handling = report.get("imbalance", {})
+        handled = (
+            handling.get("class_weights") == "auto" or handling.get("resample", "none") != "none"
         )
+        advice = (
+            "handled by data.imbalance" if handled else "consider data.imbalance.class_weights=auto"
+        )
+        found.append(f"labels are imbalanced in train ({ratio:.1f}:1): watch macro-F1; {advice}")
     leakage = report.get("leakage", {})
     if leakage.get("leaked_rows"):
         found.append(
-            f"{leakage['leaked_rows']} validation/test rows also occur in train (policy {leakage['policy']})"
+            f"{leakage['leaked_rows']} validation/test rows are exact or near copies of train rows (policy {leakage['policy']})"
         )
     for path, info in report.get("files", {}).items():
         if info["conflicts"]["texts"]:
