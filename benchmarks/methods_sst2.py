@@ -16,14 +16,17 @@ from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-import tunelab  # noqa: E402
-from tunelab.config import build_config  # noqa: E402
+import tunelab
+from tunelab.config import build_config
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = {
     "full": ({}, 1e-4),
     "freeze": ({"freeze": {"embeddings": True, "bottom_layers": 3}}, 1e-4),
-    "gradual_unfreeze": ({"gradual": {"every_steps": 15}}, 1e-4),  # all 7 groups open by step 105 of 126
+    "gradual_unfreeze": (
+        {"gradual": {"every_steps": 15}},
+        1e-4,
+    ),  # all 7 groups open by step 105 of 126
     "llrd": ({"name": "full", "llrd": 0.8}, 1e-4),
     "lora": ({"lora": {"r": 8}}, 1e-3),
     "ia3": ({}, 3e-3),
@@ -55,7 +58,11 @@ def main() -> None:
                 "method": method,
                 "train": {"epochs": args.epochs, "lr": lr, "seed": 42, "eval_on_start": False},
                 "eval": {"baselines": True},
-                "output": {"dir": str(ROOT / "runs" / "bench-methods"), "name": label, "overwrite": True},
+                "output": {
+                    "dir": str(ROOT / "runs" / "bench-methods"),
+                    "name": label,
+                    "overwrite": True,
+                },
             }
         )
         started = time.perf_counter()
@@ -72,13 +79,17 @@ def main() -> None:
                 "wall_seconds": round(time.perf_counter() - started, 1),
             }
         )
-    print(f"\n{'method':<18}{'lr':>8}{'trainable':>12}{'share':>9}{'dev acc':>9}{'dev F1':>9}{'wall s':>8}")
+    print(
+        f"\n{'method':<18}{'lr':>8}{'trainable':>12}{'share':>9}{'dev acc':>9}{'dev F1':>9}{'wall s':>8}"
+    )
     for r in results:
         print(
             f"{r['method']:<18}{r['lr']:>8.0e}{r['trainable']:>12,}{r['trainable_share']:>9.2%}"
             f"{r['dev_accuracy']:>9.4f}{r['dev_macro_f1']:>9.4f}{r['wall_seconds']:>8.1f}"
         )
-    args.out.write_text(json.dumps({"rows": args.rows, "epochs": args.epochs, "results": results}, indent=2) + "\n")
+    args.out.write_text(
+        json.dumps({"rows": args.rows, "epochs": args.epochs, "results": results}, indent=2) + "\n"
+    )
 
 
 if __name__ == "__main__":

