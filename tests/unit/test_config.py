@@ -381,7 +381,7 @@ def test_unknown_task_and_method_are_reported_together_with_suggestions(files: F
     method_problem = next(p for p in problems if p.startswith("method.name"))
     assert "got 'classifcation'" in task_problem
     assert "Did you mean 'classification'?" in task_problem
-    assert "Known: classification" in task_problem
+    assert "Known: causal_lm, classification, masked_lm" in task_problem
     assert "got 'ful'" in method_problem
     assert "Did you mean 'full'?" in method_problem
     assert "Known: freeze, full," in method_problem

@@ -38,4 +38,5 @@ def build_optimizer(
         {"params": params, "lr": lr * s, "weight_decay": weight_decay if decay else 0.0}
         for (s, decay), params in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1]))
     ]
-    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay)
+    # fused: one kernel for all parameters (as the Trainer's own default, adamw_torch_fused)
+    return torch.optim.AdamW(param_groups, lr=lr, weight_decay=weight_decay, fused=True)
