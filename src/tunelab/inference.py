@@ -83,12 +83,38 @@ class Predictor:
         return probabilities.argmax(-1), probabilities
 
 
-def _load_model(model_dir: Path, labels: LabelMap, card: dict[str, Any]) -> PreTrainedModel:
+AUTO_CLASS_BY_TASK = {
+    "classification": "AutoModelForSequenceClassification",
+    "masked_lm": "AutoModelForMaskedLM",
+    "causal_lm": "AutoModelForCausalLM",
+}
+
+
+def load_run_model(run_dir: str | Path) -> PreTrainedModel:
+    """The trained model of any run (full weights, or an adapter put back onto its base model)."""
+    import transformers
+
+    run_dir = Path(run_dir)
+    card = _read_json(run_dir / "run_card.json") or {}
+    task = card.get("task", "classification")
+    labels_file = run_dir / "model" / "labels.json"
+    labels = (
+        LabelMap.load(labels_file) if task == "classification" and labels_file.is_file() else None
+    )
+    return _load_model(
+        run_dir / "model", labels, card, getattr(transformers, AUTO_CLASS_BY_TASK[task])
+    )
+
+
+def _load_model(
+    model_dir: Path,
+    labels: LabelMap | None,
+    card: dict[str, Any],
+    auto_class: Any = AutoModelForSequenceClassification,
+) -> PreTrainedModel:
     """A full model directory, or an adapter directory put back onto its base model."""
     if not (model_dir / "adapter_config.json").is_file():
-        return load_pretrained(
-            AutoModelForSequenceClassification, model_dir, ModelConfig(name=str(model_dir))
-        )
+        return load_pretrained(auto_class, model_dir, ModelConfig(name=str(model_dir)))
     from peft import PeftModel
 
     source = card.get("model", {}).get("source")
@@ -97,17 +123,13 @@ def _load_model(model_dir: Path, labels: LabelMap, card: dict[str, Any]) -> PreT
             f"{model_dir} holds an adapter, but run_card.json does not name its base model. Re-run training."
         )
     base_dir = resolve_model_dir(source)
-    head = {
-        "num_labels": len(labels.names),
-        "id2label": labels.id2label,
-        "label2id": labels.label2id,
-    }
+    head = (
+        {"num_labels": len(labels.names), "id2label": labels.id2label, "label2id": labels.label2id}
+        if labels
+        else None
+    )
     base = load_pretrained(
-        AutoModelForSequenceClassification,
-        base_dir,
-        ModelConfig(name=source),
-        head,
-        ignore_mismatched_sizes=True,
+        auto_class, base_dir, ModelConfig(name=source), head, ignore_mismatched_sizes=True
     )
     return PeftModel.from_pretrained(base, model_dir)  # type: ignore[return-value]
 

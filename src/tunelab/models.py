@@ -127,13 +127,20 @@ def load_pretrained(
             for attribute in DROPOUT_ATTRIBUTES:
                 if getattr(config, attribute, None) is not None:
                     setattr(config, attribute, cfg.dropout)
-        return auto_class.from_pretrained(
+        model, info = auto_class.from_pretrained(
             model_dir,
             config=config,
             use_safetensors=True,
             trust_remote_code=cfg.trust_remote_code,
+            output_loading_info=True,
             **model_kwargs,
         )
+        # Modules the checkpoint lacked start untrained (a new head): adapter methods must train and save them.
+        missing = [*info.get("missing_keys", ()), *info.get("mismatched_keys", ())]
+        model.tunelab_new_modules = sorted(
+            {str(k[0] if isinstance(k, tuple) else k).split(".")[0] for k in missing}
+        )
+        return model
     except (OSError, ValueError, KeyError) as exc:
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(

@@ -7,6 +7,7 @@ mergeable adapters give the same outputs merged and unmerged.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -17,12 +18,12 @@ from transformers import TrainerCallback
 import tunelab
 from tunelab.config import build_config
 from tunelab.errors import ConfigError
-from tunelab.inference import Predictor
+from tunelab.inference import Predictor, load_run_model
 from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.layers import layer_map
 from tunelab.pipeline import prepare_training  # the steps train() runs, stopped before fitting
 
-ARCHITECTURES = ("bert", "llama")
+CASES = ("bert-classification", "llama-classification", "llama-causal_lm")
 # method → (extra config, expected trainable share bounds)
 METHOD_TABLE = {
     "full": ({}, (1.0, 1.0)),
@@ -35,22 +36,43 @@ METHOD_TABLE = {
 }
 
 
-def build(tiny_config, model_dir: Path, method: str, extra: dict, **train):
-    raw = tiny_config.to_dict()
-    raw["model"]["name"] = str(model_dir)
-    raw["method"] = {"name": method, **extra}
-    raw["train"].update(train)
-    raw["output"]["name"] = f"{method}-{model_dir.name}"
-    return build_config(raw)
+class Case:
+    """One row family of the matrix: a tiny model and a task, able to build a run config."""
+
+    def __init__(self, name: str, model_dir: Path, tiny_config, corpus: Path) -> None:
+        self.name, self.model_dir = name, model_dir
+        self.task = name.split("-", 1)[1]
+        self.tiny_config, self.corpus = tiny_config, corpus
+
+    def config(self, method: str, extra: dict, **train):
+        raw = self.tiny_config.to_dict()
+        raw["model"]["name"] = str(self.model_dir)
+        raw["method"] = {"name": method, **extra}
+        raw["train"].update(train)
+        raw["output"]["name"] = f"{method}-{self.name}"
+        if self.task == "causal_lm":
+            raw["task"] = {"type": "causal_lm"}
+            raw["data"] = {"train_file": str(self.corpus), "max_length": 16}
+        return build_config(raw)
 
 
 def snapshot(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     return {name: p.detach().clone() for name, p in model.named_parameters()}
 
 
-@pytest.fixture(params=ARCHITECTURES)
-def model_dir(request, tiny_bert_dir: Path, tiny_llama_dir: Path) -> Path:
-    return tiny_bert_dir if request.param == "bert" else tiny_llama_dir
+@pytest.fixture(params=CASES)
+def case(
+    request, tiny_bert_dir: Path, tiny_llama_dir: Path, tiny_config, tmp_path: Path, toy_rows
+) -> Case:
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(toy_rows(200)["text"]) + "\n")
+    model_dir = tiny_bert_dir if request.param.startswith("bert") else tiny_llama_dir
+    return Case(request.param, model_dir, tiny_config, corpus)
+
+
+def build(tiny_config, model_dir: Path, method: str, extra: dict, **train):
+    """A classification config on one tiny model (for the method-specific tests below)."""
+    return Case("x-classification", model_dir, tiny_config, Path()).config(method, extra, **train)
 
 
 def test_every_method_is_in_the_table() -> None:
@@ -58,11 +80,9 @@ def test_every_method_is_in_the_table() -> None:
 
 
 @pytest.mark.parametrize("method", list(METHOD_TABLE))
-def test_one_step_changes_trainable_and_only_trainable(
-    tiny_config, model_dir: Path, method: str
-) -> None:
+def test_one_step_changes_trainable_and_only_trainable(case: Case, method: str) -> None:
     extra, (low, high) = METHOD_TABLE[method]
-    cfg = build(tiny_config, model_dir, method, extra, max_steps=1, eval_on_start=False)
+    cfg = case.config(method, extra, max_steps=1, eval_on_start=False)
     session = prepare_training(cfg)
     trainer, model = session.trainer, session.model
     share = count_parameters(model)["trainable_share"]
@@ -76,33 +96,60 @@ def test_one_step_changes_trainable_and_only_trainable(
     assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
 
 
+TEXTS = ["the movie was superb", "dull plot", "really very boring acting is sad"]
+
+
+def lm_test_blocks(cfg, run_dir: Path) -> torch.Tensor:
+    """The test split's token blocks, rebuilt from the config exactly as training built them."""
+    from transformers import AutoTokenizer
+
+    from tunelab.tasks.language_model import group_into_blocks, prepare_corpus
+
+    data = prepare_corpus(cfg.data, cfg.train.seed)
+    tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")
+    blocks = group_into_blocks(tokenizer, data.splits["test"]["text"].tolist(), cfg.data.max_length)
+    return torch.tensor(blocks["input_ids"])
+
+
 @pytest.mark.parametrize("method", ["full", "lora", "ia3", "prefix", "prompt", "freeze"])
-def test_save_then_load_gives_identical_outputs(tiny_config, model_dir: Path, method: str) -> None:
+def test_save_then_load_gives_identical_outputs(case: Case, method: str) -> None:
     extra, _ = METHOD_TABLE[method]
-    cfg = build(tiny_config, model_dir, method, extra, epochs=1, eval_on_start=False)
+    cfg = case.config(method, extra, epochs=1, eval_on_start=False)
     result = tunelab.train(cfg)
-    texts = ["the movie was superb", "dull plot", "really very boring acting is sad"]
-    reloaded = Predictor.from_run_dir(result.run_dir)
-    again = Predictor.from_run_dir(result.run_dir)
-    np.testing.assert_array_equal(reloaded.logits(texts), again.logits(texts))
-    report = tunelab.evaluate(result.run_dir)
-    assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
     if method in ("lora", "ia3", "prefix", "prompt"):
         saved = {p.name for p in (result.run_dir / "model").iterdir()}
         assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
+    if case.task == "classification":
+        reloaded = Predictor.from_run_dir(result.run_dir)
+        again = Predictor.from_run_dir(result.run_dir)
+        np.testing.assert_array_equal(reloaded.logits(TEXTS), again.logits(TEXTS))
+        report = tunelab.evaluate(result.run_dir)
+        assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
+        return
+    model = load_run_model(result.run_dir).eval()
+    ids = lm_test_blocks(cfg, result.run_dir)
+    with torch.no_grad():
+        perplexity = math.exp(model(input_ids=ids, labels=ids).loss.item())
+    assert perplexity == pytest.approx(result.metrics["test"]["perplexity_after"], rel=1e-4)
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
-def test_merged_equals_unmerged(tiny_config, model_dir: Path, method: str) -> None:
+def test_merged_equals_unmerged(case: Case, method: str) -> None:
     extra, _ = METHOD_TABLE[method]
-    cfg = build(tiny_config, model_dir, method, extra, epochs=1, eval_on_start=False)
+    cfg = case.config(method, extra, epochs=1, eval_on_start=False)
     result = tunelab.train(cfg)
-    predictor = Predictor.from_run_dir(result.run_dir)
-    texts = ["the movie was superb", "dull plot", "really very boring acting is sad"]
-    unmerged = predictor.logits(texts)
-    predictor.model = predictor.model.merge_and_unload()
-    merged = predictor.logits(texts)
-    np.testing.assert_allclose(merged, unmerged, atol=1e-4)
+    if case.task == "classification":
+        predictor = Predictor.from_run_dir(result.run_dir)
+        unmerged = predictor.logits(TEXTS)
+        predictor.model = predictor.model.merge_and_unload()
+        np.testing.assert_allclose(predictor.logits(TEXTS), unmerged, atol=1e-4)
+        return
+    model = load_run_model(result.run_dir).eval()
+    ids = lm_test_blocks(cfg, result.run_dir)
+    with torch.no_grad():
+        unmerged_logits = model(input_ids=ids).logits
+        merged_logits = model.merge_and_unload()(input_ids=ids).logits
+    torch.testing.assert_close(merged_logits, unmerged_logits, atol=1e-4, rtol=1e-4)
 
 
 def test_gradual_unfreezing_updates_a_layer_only_after_it_is_unfrozen(

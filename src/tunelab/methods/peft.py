@@ -42,6 +42,11 @@ def _task_type(model: PreTrainedModel) -> TaskType:
     return TaskType.FEATURE_EXTRACTION
 
 
+def _new_modules(model: PreTrainedModel) -> list[str] | None:
+    """Modules the checkpoint did not have (a fresh head): they must train and be saved with the adapter."""
+    return list(getattr(model, "tunelab_new_modules", [])) or None
+
+
 def _wrap(model: PreTrainedModel, config: Any) -> PreTrainedModel:
     try:
         return get_peft_model(model, config)
@@ -57,6 +62,7 @@ def lora(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     s = cfg.method.lora
     targets = s.target_modules or LORA_TARGETS.get(model.config.model_type)
     config = LoraConfig(
+        modules_to_save=_new_modules(model),
         task_type=_task_type(model),
         r=s.r,
         lora_alpha=s.alpha,
@@ -82,7 +88,10 @@ def qlora(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
 def ia3(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     targets, feedforward = IA3_TARGETS.get(model.config.model_type, (None, None))
     config = IA3Config(
-        task_type=_task_type(model), target_modules=targets, feedforward_modules=feedforward
+        modules_to_save=_new_modules(model),
+        task_type=_task_type(model),
+        target_modules=targets,
+        feedforward_modules=feedforward,
     )
     return _wrap(model, config)
 
@@ -90,7 +99,9 @@ def ia3(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
 @METHODS.register("prefix")
 def prefix(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     config = PrefixTuningConfig(
-        task_type=_task_type(model), num_virtual_tokens=cfg.method.virtual_tokens.num_virtual_tokens
+        modules_to_save=_new_modules(model),
+        task_type=_task_type(model),
+        num_virtual_tokens=cfg.method.virtual_tokens.num_virtual_tokens,
     )
     return _wrap(model, config)
 
@@ -99,6 +110,7 @@ def prefix(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
 def prompt(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     s = cfg.method.virtual_tokens
     config = PromptTuningConfig(
+        modules_to_save=_new_modules(model),
         task_type=_task_type(model),
         num_virtual_tokens=s.num_virtual_tokens,
         prompt_tuning_init="TEXT" if s.init_text else "RANDOM",

@@ -32,6 +32,7 @@ from tunelab.data.leakage import check_leakage
 from tunelab.data.load import TEXT_COLUMN_NAMES, file_sha256, pick_column, read_table
 from tunelab.errors import DataError
 from tunelab.models import load_pretrained
+from tunelab.training.precision import autocast
 
 PLACEHOLDER_LABEL = (
     "text"  # unlabelled rows share one label so cleaning and splitting code stays one path
@@ -207,12 +208,24 @@ class LanguageModelTask:
         }
 
     def _perplexities(self, session: Any) -> dict[str, float]:
-        trainer = session.trainer
-        return {
-            split: math.exp(
-                trainer.evaluate(
-                    eval_dataset=session.encoded[split], metric_key_prefix=f"ppl_{split}"
-                )[f"ppl_{split}_loss"]
-            )
-            for split in ("validation", "test")
-        }
+        """exp(mean token loss) per eval split, by a plain forward pass (the same code path as a reload)."""
+        model = session.trainer.model
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        collate = self.collator(session.tokenizer)
+        size = session.cfg.train.eval_batch_size
+        result = {}
+        for split in ("validation", "test"):
+            blocks = session.encoded[split]
+            loss_sum, tokens = 0.0, 0
+            for start in range(0, len(blocks), size):
+                batch = collate([blocks[i] for i in range(start, min(start + size, len(blocks)))])
+                batch = {key: value.to(device) for key, value in batch.items()}
+                with torch.no_grad(), autocast(session.precision):
+                    loss = model(**batch).loss.float().item()
+                count = int((batch["labels"] != -100).sum())
+                loss_sum, tokens = loss_sum + loss * count, tokens + count
+            result[split] = math.exp(loss_sum / max(tokens, 1))
+        model.train(was_training)
+        return result
