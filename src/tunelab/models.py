@@ -138,7 +138,7 @@ def load_pretrained(
         # Modules the checkpoint lacked start untrained (a new head): adapter methods must train and save them.
         missing = [*info.get("missing_keys", ()), *info.get("mismatched_keys", ())]
         model.tunelab_new_modules = sorted(
-            {str(k[0] if isinstance(k, tuple) else k).split(".")[0] for k in missing}
+            {str(k[0] if isinstance(k, tuple) else k).rsplit(".", 1)[0] for k in missing}
         )
         return model
     except (OSError, ValueError, KeyError) as exc:

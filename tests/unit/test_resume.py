@@ -34,14 +34,16 @@ def config(tiny_config, name: str, method: str, **train):
         eval_every="steps",
         eval_steps=4,
         eval_on_start=False,
-        lr=1e-2 if method == "lora" else 5e-3,
+        lr=1e-2 if method in ("lora", "ia3", "prefix", "prompt") else 5e-3,
         **train,
     )
     raw["output"]["name"] = name
     return build_config(raw)
 
 
-@pytest.mark.parametrize("method", ["full", "lora", "gradual_unfreeze"])
+@pytest.mark.parametrize(
+    "method", ["full", "freeze", "gradual_unfreeze", "lora", "ia3", "prefix", "prompt"]
+)
 def test_killed_then_resumed_equals_uninterrupted(
     tiny_config, monkeypatch: pytest.MonkeyPatch, method: str
 ) -> None:
