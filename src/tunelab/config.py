@@ -17,6 +17,20 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from tunelab.errors import ConfigError
 from tunelab.suggest import did_you_mean
 
+# Peak learning rates by method: methods that train fewer weights need larger steps. Measured on
+# MiniLM/SST-2 (benchmarks/RESULTS.md): full 1e-4 reaches 0.82-0.88; LoRA at 1e-3 needed ~4x more
+# steps than at 3e-3 to leave the majority class; IA3 and virtual tokens want larger steps still.
+DEFAULT_LR = {
+    "full": 1e-4,  # small (≈20M) encoders tolerate 1e-4; base-size models prefer 2e-5
+    "freeze": 1e-4,
+    "gradual_unfreeze": 1e-4,
+    "lora": 3e-3,
+    "qlora": 2e-4,  # 4-bit LLM recipes (QLoRA paper)
+    "ia3": 3e-3,
+    "prefix": 1e-2,
+    "prompt": 1e-2,
+}
+
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -280,10 +294,10 @@ class TrainConfig(_Section):
     eval_batch_size: int = Field(
         128, gt=0, description="evaluation needs no gradients, so larger batches are cheap"
     )
-    lr: float = Field(
-        1e-4,
+    lr: float | None = Field(
+        None,
         gt=0,
-        description="peak learning rate; small (≈20M) encoders tolerate 1e-4, use 2e-5 for base-size",
+        description="peak learning rate; unset = the method's default (see DEFAULT_LR); use 2e-5 for base-size full fine-tuning",
     )
     scheduler: Literal["linear", "cosine", "constant", "constant_with_warmup", "polynomial"] = (
         Field("linear", description="LR decay after warmup")
@@ -404,6 +418,12 @@ class RunConfig(_Section):
         if found:
             raise ConfigError(found, source)
         return self
+
+    def learning_rate(self) -> float:
+        """train.lr when set, else the method's default from DEFAULT_LR."""
+        return (
+            self.train.lr if self.train.lr is not None else DEFAULT_LR.get(self.method.name, 1e-4)
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="json")

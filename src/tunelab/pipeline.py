@@ -143,7 +143,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     params = count_parameters(model)
     say(
         f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
-        f"({params['trainable_share']:.1%}), method {cfg.method.name}, precision {precision}"
+        f"({params['trainable_share']:.1%}), method {cfg.method.name}, lr {cfg.learning_rate():g}, precision {precision}"
     )
     encoded = task.tokenize(tokenizer, data, cfg.data.max_length)
     trainer = build_trainer(

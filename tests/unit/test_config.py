@@ -71,7 +71,7 @@ def test_defaults_hold_the_documented_values() -> None:
     assert cfg.model.trust_remote_code is False
     assert cfg.task.type == "classification"
     assert cfg.method.name == "full"
-    assert cfg.train.lr == 1e-4
+    assert cfg.train.lr is None and cfg.learning_rate() == 1e-4  # the method's default
     assert cfg.train.batch_size == 32
     assert cfg.train.seed == 42
     assert cfg.train.eval_every == "epoch"
@@ -484,3 +484,24 @@ def test_dump_yaml_carries_the_descriptions_as_comments() -> None:
         if line.rstrip().endswith(":"):
             continue
         assert "  # " in line, line
+
+
+def test_learning_rate_defaults_by_method_unless_set() -> None:
+    from tunelab.config import DEFAULT_LR, MethodConfig, RunConfig, TrainConfig
+
+    assert RunConfig(method=MethodConfig(name="lora")).learning_rate() == DEFAULT_LR["lora"] == 3e-3
+    assert RunConfig(method=MethodConfig(name="prompt")).learning_rate() == 1e-2
+    assert (
+        RunConfig(method=MethodConfig(name="lora"), train=TrainConfig(lr=5e-4)).learning_rate()
+        == 5e-4
+    )
+    assert set(DEFAULT_LR) >= {
+        "full",
+        "freeze",
+        "gradual_unfreeze",
+        "lora",
+        "qlora",
+        "ia3",
+        "prefix",
+        "prompt",
+    }

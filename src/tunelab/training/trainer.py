@@ -35,7 +35,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         per_device_eval_batch_size=t.eval_batch_size,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
-        learning_rate=t.lr,
+        learning_rate=cfg.learning_rate(),
         lr_scheduler_type=t.scheduler,
         warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of all steps in transformers 5
         weight_decay=t.weight_decay,
@@ -76,7 +76,7 @@ def build_trainer(
     precision: str,
     loss_function: Any = None,
 ) -> Trainer:
-    optimizer = build_optimizer(model, cfg.train.lr, cfg.train.weight_decay, cfg.method.llrd)
+    optimizer = build_optimizer(model, cfg.learning_rate(), cfg.train.weight_decay, cfg.method.llrd)
     trainer = Trainer(
         model=model,
         optimizers=(optimizer, None),  # the Trainer adds the configured LR schedule
