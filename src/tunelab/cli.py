@@ -177,8 +177,10 @@ def data_inspect(
 
     if target.suffix.lower() in (".yaml", ".yml"):
         cfg = load_config(target, overrides)
-    else:
-        cfg = load_config(None, [f"data.train_file={target}", *(overrides or [])])
+    else:  # the file path is taken as is, never parsed as a YAML value
+        cfg = load_config(
+            None, overrides, {"data": {"train_file": str(target.expanduser().resolve())}}
+        )
     report = inspect_data(cfg)
     print(format_report(report))
     json_path, html_path = write_report(report, out)

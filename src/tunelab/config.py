@@ -395,6 +395,22 @@ class RunConfig(_Section):
             found.append(TASKS.unknown_message(self.task.type))
         if self.method.name not in METHODS:
             found.append(METHODS.unknown_message(self.method.name))
+        peft_methods = {"lora", "qlora", "ia3", "prefix", "prompt"}
+        vocabulary = self.model.vocabulary
+        if self.method.name in peft_methods and (vocabulary.add_tokens or vocabulary.mine):
+            found.append(
+                f"model.vocabulary adds tokens, but method {self.method.name} saves only an adapter, which cannot "
+                "carry new embedding rows. Use method full, freeze or gradual_unfreeze (llrd combines with them)."
+            )
+        if self.method.name == "qlora":
+            found.append(
+                "method qlora (4-bit NF4 via bitsandbytes) needs a CUDA GPU, and its 4-bit loading is not built yet "
+                "in tunelab. Use method.name=lora."
+            )
+        if self.task.type == "masked_lm" and self.method.name in ("prefix", "prompt"):
+            found.append(
+                f"method {self.method.name} does not work with task masked_lm (PEFT leaves the labels unpadded). Use lora or ia3."
+            )
         if self.train.eval_every == "steps" and self.train.eval_steps is None:
             found.append(
                 "train.eval_steps is required when train.eval_every=steps; got nothing. Set train.eval_steps, e.g. 200."
@@ -442,9 +458,11 @@ def build_config(raw: dict[str, Any], source: str | None = None) -> RunConfig:
     return config.validated(source)
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> RunConfig:
-    """Read a YAML config (or start from defaults when path is None) and apply dotted overrides."""
-    raw: dict[str, Any] = {}
+def load_config(
+    path: str | Path | None, overrides: list[str] | None = None, base: dict[str, Any] | None = None
+) -> RunConfig:
+    """Read a YAML config (or start from `base`, or defaults, when path is None) and apply dotted overrides."""
+    raw: dict[str, Any] = dict(base or {})
     source = None
     if path is not None:
         path = Path(path)
@@ -490,13 +508,30 @@ def apply_override(raw: dict[str, Any], override: str, source: str | None = None
         if not isinstance(child, dict):
             raise ConfigError(f"override '{override}': '{part}' is a value, not a section.", source)
         node = child
-    value = yaml.safe_load(text) if text.strip() else None
+    try:
+        value = yaml.safe_load(text) if text.strip() else None
+    except yaml.YAMLError:
+        raise ConfigError(
+            f"override '{override}': the value is not valid YAML. Quote it, e.g. {key.strip()}='\"...\"'.",
+            source,
+        ) from None
     if parts[0] == "data" and parts[-1] in DATA_PATH_KEYS and isinstance(value, str):
         value = str(Path(value).expanduser().resolve())
     node[parts[-1]] = value
 
 
 def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
+    model = raw.get("model")
+    if (
+        isinstance(model, dict)
+        and isinstance(model.get("name"), str)
+        and not model["name"].startswith("package:")
+    ):
+        local = (base / Path(model["name"]).expanduser()).resolve()
+        if (
+            local / "config.json"
+        ).is_file():  # a model directory next to the YAML, wherever we run from
+            model["name"] = str(local)
     data = raw.get("data")
     if not isinstance(data, dict):
         return

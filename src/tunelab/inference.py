@@ -34,7 +34,8 @@ class Predictor:
         precision: str = "fp32",
         batch_size: int = 64,
     ) -> None:
-        self.model = model.eval()
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        self.model = model.to(device).eval()  # type: ignore[arg-type]
         self.tokenizer = tokenizer
         self.labels = labels
         self.max_length = max_length
@@ -72,7 +73,7 @@ class Predictor:
             batch = self.tokenizer.pad(
                 {k: [encoded[k][i] for i in index] for k in encoded}, return_tensors="pt"
             )
-            with autocast(self.precision):
+            with autocast(self.precision, device.type):
                 result = self.model(**{k: v.to(device) for k, v in batch.items()})
             out[index] = result.logits.float().cpu().numpy()
         return out
@@ -122,7 +123,8 @@ def _load_model(
         raise RunDirError(
             f"{model_dir} holds an adapter, but run_card.json does not name its base model. Re-run training."
         )
-    base_dir = resolve_model_dir(source)
+    recorded = Path(card.get("model", {}).get("resolved_dir") or "")
+    base_dir = recorded if (recorded / "config.json").is_file() else resolve_model_dir(source)
     head = (
         {"num_labels": len(labels.names), "id2label": labels.id2label, "label2id": labels.label2id}
         if labels

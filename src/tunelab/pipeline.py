@@ -13,17 +13,18 @@ from typing import Any, cast
 import datasets
 import pandas as pd
 import torch
+from pydantic import ValidationError
 from transformers import PreTrainedModel, Trainer, set_seed
 from transformers.utils import logging as hf_logging
 
-from tunelab.config import RunConfig, dump_yaml, load_config
+from tunelab.config import RunConfig, dump_yaml
 from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
 from tunelab.data.inspect import build_report, write_report
 from tunelab.errors import ConfigError, ModelError, RunDirError
 from tunelab.inference import Predictor
 from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, write_table
-from tunelab.methods import METHODS, PEFT_METHODS, count_parameters
+from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
 from tunelab.runcard import base_card, now, split_sha256
@@ -72,7 +73,12 @@ def train(cfg: RunConfig) -> TrainResult:
     before = task.before_training(session)
     if checkpoint is not None:
         say(f"resuming from {checkpoint}")
-    train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    try:
+        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    except BaseException:
+        session.card.update(status="failed", finished_at=now())
+        atomic_write_json(run_dir / "run_card.json", session.card)
+        raise
     trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
 
     with atomic_directory(
@@ -127,6 +133,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
 
     data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
     model_dir = resolve_model_dir(cfg.model.name)
+    _check_max_length(cfg, model_dir)
     run_dir = _new_run_dir(cfg)
     card = _start_card(cfg, run_dir, data, precision, model_dir)
     _describe_data(data)
@@ -163,11 +170,6 @@ def _extend_vocabulary(
         words += mine_words(data.splits["train"]["text"].tolist(), tokenizer, vocabulary)
     if not words:
         return {"added": 0}
-    if cfg.method.name in PEFT_METHODS:
-        raise ConfigError(
-            f"model.vocabulary adds tokens, but method {cfg.method.name} saves only an adapter, which cannot carry "
-            "new embedding rows. Use method full, freeze, gradual_unfreeze or llrd with a domain vocabulary."
-        )
     added = extend_vocabulary(model, tokenizer, words)
     say(f"vocabulary: {added['added']} tokens added (e.g. {', '.join(added['tokens'][:5])})")
     return added
@@ -239,6 +241,16 @@ def predict(
     return out
 
 
+def _check_max_length(cfg: RunConfig, model_dir: Path) -> None:
+    from transformers import AutoConfig
+
+    limit = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
+    if isinstance(limit, int) and cfg.data.max_length > limit:
+        raise ConfigError(
+            f"data.max_length must be at most {limit} for {cfg.model.name}; got {cfg.data.max_length}. Set data.max_length={limit} or less."
+        )
+
+
 def _require_classification(cfg: RunConfig, run_dir: Path, command: str) -> None:
     if cfg.task.type != "classification":
         raise RunDirError(
@@ -306,7 +318,15 @@ def _run_config(run_dir: Path) -> RunConfig:
         raise RunDirError(
             f"{run_dir} is not a tunelab run directory (no config.yaml). Pass the directory `tunelab train` printed."
         )
-    return load_config(run_dir / "config.yaml")
+    # Schema only: a finished run must not need its training files or base model to exist anymore.
+    from tunelab.config import read_yaml
+
+    try:
+        return RunConfig.model_validate(read_yaml(run_dir / "config.yaml"))
+    except ValidationError as exc:
+        raise RunDirError(
+            f"{run_dir}/config.yaml is not a valid run config ({exc.error_count()} problems). Re-run training."
+        ) from None
 
 
 def _check_same_split(run_dir: Path, data: PreparedData) -> None:

@@ -34,6 +34,9 @@ def carve(
 def _carve_groups(
     frame: pd.DataFrame, share: float, seed: int, name: str
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if share > 0.5:  # one fold of k can only be ≤ 1/2: carve the complement and swap
+        carved, rest = _carve_groups(frame, 1 - share, seed, name)
+        return rest, carved
     folds = max(2, round(1 / share))
     groups = frame["group"].astype(str).to_numpy()
     if len(set(groups)) < folds:

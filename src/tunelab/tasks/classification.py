@@ -34,10 +34,16 @@ class ClassificationTask:
         return prepare_classification(cfg.data, cfg.train.seed)
 
     def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel:
+        from tunelab.models import load_tokenizer
+
+        pad = load_tokenizer(
+            model_dir, cfg.model
+        ).pad_token_id  # decoders need it in the config to pool
         labels = {
             "num_labels": len(data.labels.names),
             "id2label": data.labels.id2label,
             "label2id": data.labels.label2id,
+            **({"pad_token_id": pad} if pad is not None else {}),
         }
         # A checkpoint that already has a head for other labels gets a fresh head of the right size.
         return load_pretrained(

@@ -129,13 +129,19 @@ class PremaskedOrDynamic:
     def __call__(self, features: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
         if "labels" in features[0]:
             return {key: torch.tensor([f[key] for f in features]) for key in features[0]}
+        if not self.collator.mlm:
+            # Blocks are full length, never padded: every token is a target, EOS included (the stock
+            # collator would mask EOS wherever it doubles as the pad token, as in SmolLM2).
+            batch = {key: torch.tensor([f[key] for f in features]) for key in features[0]}
+            batch["labels"] = batch["input_ids"].clone()
+            return batch
         return self.collator(features)
 
 
 class LanguageModelTask:
     """Shared by masked_lm and causal_lm; only the model class and the masking differ."""
 
-    metric_names: tuple[str, ...] = ("loss", "perplexity")
+    metric_names: tuple[str, ...] = ("loss",)  # perplexity = exp(loss) picks the same checkpoint
 
     def __init__(self, name: str, masked: bool) -> None:
         self.name = name
@@ -222,7 +228,7 @@ class LanguageModelTask:
             for start in range(0, len(blocks), size):
                 batch = collate([blocks[i] for i in range(start, min(start + size, len(blocks)))])
                 batch = {key: value.to(device) for key, value in batch.items()}
-                with torch.no_grad(), autocast(session.precision):
+                with torch.no_grad(), autocast(session.precision, device.type):
                     loss = model(**batch).loss.float().item()
                 count = int((batch["labels"] != -100).sum())
                 loss_sum, tokens = loss_sum + loss * count, tokens + count

@@ -32,8 +32,8 @@ def resolve_precision(choice: str) -> str:
     return choice
 
 
-def autocast(precision: str) -> torch.autocast:
+def autocast(precision: str, device: str | None = None) -> torch.autocast:
     """The autocast context for inference in a run's precision (a no-op for fp32)."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     dtype = torch.float16 if precision == "fp16" else torch.bfloat16
     return torch.autocast(device_type=device, dtype=dtype, enabled=precision in ("bf16", "fp16"))
