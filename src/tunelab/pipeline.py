@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 import time
@@ -259,6 +260,32 @@ def _require_classification(cfg: RunConfig, run_dir: Path, command: str) -> None
         )
 
 
+def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
+    """A resumed run must be the interrupted run: any changed setting (but train.resume) is refused."""
+    before = _flatten(_run_config(run_dir).to_dict())
+    now_ = _flatten(cfg.to_dict())
+    changed = sorted(
+        k
+        for k in before.keys() | now_.keys()
+        if k != "train.resume" and before.get(k) != now_.get(k)
+    )
+    if changed:
+        shown = ", ".join(f"{k}: {before.get(k)!r} → {now_.get(k)!r}" for k in changed[:5])
+        raise ConfigError(
+            f"train.resume: the config differs from the interrupted run's ({shown}). Resume with the same config, or start a new run."
+        )
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
 def _latest_checkpoint(run_dir: Path) -> Path | None:
     checkpoints = sorted(
         (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])
@@ -275,6 +302,7 @@ def _new_run_dir(cfg: RunConfig) -> Path:
                 f"train.resume: no checkpoint to resume in {run_dir}. Set output.name to the interrupted run's name "
                 "(its directory must hold checkpoints/checkpoint-*), or drop train.resume."
             )
+        _check_same_config(run_dir, cfg)
         return run_dir
     if run_dir.exists():
         if not cfg.output.overwrite:
@@ -289,14 +317,25 @@ def _new_run_dir(cfg: RunConfig) -> Path:
 def _start_card(
     cfg: RunConfig, run_dir: Path, data: PreparedData, precision: str, model_dir: Path
 ) -> dict[str, Any]:
+    splits = {split: split_sha256(data.splits[split]) for split in SPLITS}
+    previous: dict[str, Any] = {}
+    if cfg.train.resume:
+        previous = json.loads((run_dir / "run_card.json").read_text(encoding="utf-8"))
+        if previous.get("split_sha256") not in (None, splits):
+            raise ConfigError(
+                f"train.resume: the data changed since {run_dir} was started (its splits differ). "
+                "Resume with the same data files, or start a new run."
+            )
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     card = base_card(cfg.train.seed, precision, cfg.data.max_length)
+    if previous:
+        card.update(started_at=previous.get("started_at"), resumed_at=now())
     card.update(
         model={"source": cfg.model.name, "resolved_dir": str(model_dir)},
         task=cfg.task.type,
         method=cfg.method.name,
         data=data.summary(),
-        split_sha256={split: split_sha256(data.splits[split]) for split in SPLITS},
+        split_sha256=splits,
     )
     atomic_write_json(run_dir / "run_card.json", card)
     say(f"run directory: {run_dir}")
@@ -330,7 +369,6 @@ def _run_config(run_dir: Path) -> RunConfig:
 
 
 def _check_same_split(run_dir: Path, data: PreparedData) -> None:
-    import json
 
     card = json.loads((run_dir / "run_card.json").read_text(encoding="utf-8"))
     recorded = card.get("split_sha256", {}).get("test")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -35,8 +37,8 @@ def config(tiny_config, name: str, method: str, **train):
         eval_steps=4,
         eval_on_start=False,
         lr=1e-2 if method in ("lora", "ia3", "prefix", "prompt") else 5e-3,
-        **train,
     )
+    raw["train"].update(train)
     raw["output"]["name"] = name
     return build_config(raw)
 
@@ -85,3 +87,23 @@ def test_killed_then_resumed_equals_uninterrupted(
 def test_resume_without_checkpoints_is_a_clear_error(tiny_config) -> None:
     with pytest.raises(ConfigError, match="no checkpoint to resume"):
         tunelab.train(config(tiny_config, "never-ran", "full", resume=True))
+
+
+def test_resume_refuses_a_changed_config(tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
+    original = ConciseProgress.on_step_end
+
+    def crash_at_step_5(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if state.global_step == 5:
+            raise Crash("simulated power cut")
+
+    monkeypatch.setattr(ConciseProgress, "on_step_end", crash_at_step_5)
+    with pytest.raises(Crash):
+        tunelab.train(config(tiny_config, "changed", "full"))
+    monkeypatch.setattr(ConciseProgress, "on_step_end", original)
+    card = (Path(tiny_config.output.dir) / "changed" / "run_card.json").read_text()
+    assert '"status": "failed"' in card
+    with pytest.raises(
+        ConfigError, match=r"config differs from the interrupted run's \(train.lr: 0.005 → 0.001\)"
+    ):
+        tunelab.train(config(tiny_config, "changed", "full", resume=True, lr=1e-3))

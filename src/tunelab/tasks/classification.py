@@ -102,10 +102,15 @@ class ClassificationTask:
             session.precision,
             cfg.train.eval_batch_size,
         )
-        metrics: dict[str, Any] = {
-            split: score_split(predictor, data.splits[split]) for split in ("validation", "test")
-        }
-        _write_predictions(session.run_dir / "test_predictions.csv", predictor, data.splits["test"])
+        metrics: dict[str, Any] = {"validation": score_split(predictor, data.splits["validation"])}
+        test = data.splits["test"]
+        ids, probabilities = predictor.predict(
+            test["text"].tolist()
+        )  # once: for the report and the file
+        metrics["test"] = full_report(test["label"].to_numpy(), ids, data.labels.names)
+        _write_predictions(
+            session.run_dir / "test_predictions.csv", data.labels.names, test, ids, probabilities
+        )
         if cfg.eval.baselines:
             metrics["baselines"] = {
                 "majority": majority_baseline(
@@ -152,9 +157,13 @@ def score_split(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:
     return full_report(frame["label"].to_numpy(), predicted, predictor.labels.names)
 
 
-def _write_predictions(path: Path, predictor: Predictor, frame: pd.DataFrame) -> None:
-    ids, probabilities = predictor.predict(frame["text"].tolist())
-    names = predictor.labels.names
+def _write_predictions(
+    path: Path,
+    names: tuple[str, ...],
+    frame: pd.DataFrame,
+    ids: np.ndarray,
+    probabilities: np.ndarray,
+) -> None:
     out = pd.DataFrame(
         {
             "row": frame["row"].to_numpy(),
