@@ -66,3 +66,32 @@ def test_artifacts_are_readable_like_any_file(tmp_path: Path) -> None:
     finally:
         os.umask(mask)
     assert (tmp_path / "a.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_causal_lm_labels_keep_eos_even_when_it_is_the_pad_token(tiny_bert_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from tunelab.tasks.language_model import LanguageModelTask
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenizer.eos_token = tokenizer.pad_token  # as in SmolLM2, where pad and EOS are one id
+    collate = LanguageModelTask("causal_lm", masked=False).collator(tokenizer)
+    eos = tokenizer.eos_token_id
+    batch = collate([{"input_ids": [5, 6, eos, 7], "attention_mask": [1, 1, 1, 1]}])
+    assert batch["labels"].tolist() == [[5, 6, eos, 7]]
+
+
+def test_group_carving_above_half_takes_that_share_of_groups() -> None:
+    from tunelab.data.split import carve
+
+    frame = pd.DataFrame(
+        {
+            "text": [f"t{i}" for i in range(200)],
+            "label": [i % 2 for i in range(200)],
+            "group": [i // 10 for i in range(200)],
+        }
+    )
+    rest, carved = carve(frame, 0.75, seed=0, name="test")
+    assert set(rest["group"]).isdisjoint(carved["group"])
+    assert len(rest) + len(carved) == 200
+    assert 0.65 <= len(carved) / 200 <= 0.85  # 3 of 4 stratified group folds
