@@ -95,3 +95,32 @@ def test_group_carving_above_half_takes_that_share_of_groups() -> None:
     assert set(rest["group"]).isdisjoint(carved["group"])
     assert len(rest) + len(carved) == 200
     assert 0.65 <= len(carved) / 200 <= 0.85  # 3 of 4 stratified group folds
+
+
+def test_decoder_without_pad_id_in_its_config_still_classifies(tiny_config, tmp_path: Path) -> None:
+    from transformers import BertTokenizer, LlamaConfig, LlamaForSequenceClassification
+
+    from conftest import FILLER, NEGATIVE, POSITIVE, SPECIAL
+
+    vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
+    model_dir = tmp_path / "no-pad-llama"
+    config = LlamaConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=64,
+        pad_token_id=None,
+    )
+    LlamaForSequenceClassification(config).save_pretrained(model_dir)
+    BertTokenizer(vocab=vocab).save_pretrained(model_dir)
+    raw = tiny_config.to_dict()
+    raw["model"]["name"] = str(model_dir)
+    raw["train"]["epochs"] = 1
+    raw["output"]["name"] = "no-pad"
+    result = tunelab.train(
+        build_config(raw)
+    )  # batches > 1 need the pad id to find each row's last token
+    assert result.metrics["test"]["rows"] == 24
