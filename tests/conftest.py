@@ -41,13 +41,11 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return directory
 
 
-@pytest.fixture(scope="session")
-def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer Llama-architecture model (same toy vocabulary), for decoder-side method tests."""
+def build_tiny_llama(directory: Path, pad_token_id: int | None = 0) -> Path:
+    """A 2-layer Llama-architecture classifier with the toy vocabulary, saved to `directory`."""
     from transformers import BertTokenizer, LlamaConfig, LlamaForSequenceClassification, set_seed
 
     set_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-llama")
     vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
     config = LlamaConfig(
         vocab_size=len(vocab),
@@ -57,11 +55,22 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         num_attention_heads=2,
         num_key_value_heads=2,
         max_position_embeddings=64,
-        pad_token_id=0,
+        pad_token_id=pad_token_id,
     )
     LlamaForSequenceClassification(config).save_pretrained(directory)
     BertTokenizer(vocab=vocab).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny Llama, for decoder-side method tests."""
+    return build_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture
+def tiny_llama_builder():
+    return build_tiny_llama
 
 
 def toy_sentiment(

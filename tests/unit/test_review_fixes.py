@@ -97,25 +97,10 @@ def test_group_carving_above_half_takes_that_share_of_groups() -> None:
     assert 0.65 <= len(carved) / 200 <= 0.85  # 3 of 4 stratified group folds
 
 
-def test_decoder_without_pad_id_in_its_config_still_classifies(tiny_config, tmp_path: Path) -> None:
-    from transformers import BertTokenizer, LlamaConfig, LlamaForSequenceClassification
-
-    from conftest import FILLER, NEGATIVE, POSITIVE, SPECIAL
-
-    vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
-    model_dir = tmp_path / "no-pad-llama"
-    config = LlamaConfig(
-        vocab_size=len(vocab),
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        num_key_value_heads=2,
-        max_position_embeddings=64,
-        pad_token_id=None,
-    )
-    LlamaForSequenceClassification(config).save_pretrained(model_dir)
-    BertTokenizer(vocab=vocab).save_pretrained(model_dir)
+def test_decoder_without_pad_id_in_its_config_still_classifies(
+    tiny_config, tmp_path: Path, tiny_llama_builder
+) -> None:
+    model_dir = tiny_llama_builder(tmp_path / "no-pad-llama", pad_token_id=None)
     raw = tiny_config.to_dict()
     raw["model"]["name"] = str(model_dir)
     raw["train"]["epochs"] = 1
