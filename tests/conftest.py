@@ -17,6 +17,7 @@ POSITIVE = ["good", "great", "fine", "love", "nice", "superb", "fun"]
 NEGATIVE = ["bad", "awful", "poor", "hate", "sad", "dull", "boring"]
 FILLER = ["the", "a", "movie", "film", "was", "is", "very", "plot", "acting", "really"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TOY_VOCAB = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
 
 
 @pytest.fixture(scope="session")
@@ -26,10 +27,9 @@ def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     set_seed(0)
     directory = tmp_path_factory.mktemp("tiny-bert")
-    vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
-    tokenizer = BertTokenizer(vocab=vocab)
+    tokenizer = BertTokenizer(vocab=TOY_VOCAB)
     config = BertConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(TOY_VOCAB),
         hidden_size=16,
         num_hidden_layers=2,
         num_attention_heads=2,
@@ -46,9 +46,8 @@ def build_tiny_llama(directory: Path, pad_token_id: int | None = 0) -> Path:
     from transformers import BertTokenizer, LlamaConfig, LlamaForSequenceClassification, set_seed
 
     set_seed(0)
-    vocab = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
     config = LlamaConfig(
-        vocab_size=len(vocab),
+        vocab_size=len(TOY_VOCAB),
         hidden_size=16,
         intermediate_size=32,
         num_hidden_layers=2,
@@ -58,7 +57,7 @@ def build_tiny_llama(directory: Path, pad_token_id: int | None = 0) -> Path:
         pad_token_id=pad_token_id,
     )
     LlamaForSequenceClassification(config).save_pretrained(directory)
-    BertTokenizer(vocab=vocab).save_pretrained(directory)
+    BertTokenizer(vocab=TOY_VOCAB).save_pretrained(directory)
     return directory
 
 

@@ -25,6 +25,21 @@ class Crash(RuntimeError):
     pass
 
 
+def train_until_crash(monkeypatch: pytest.MonkeyPatch, cfg, step: int) -> None:
+    """Train `cfg` and cut the power right after optimizer step `step` (then restore the callback)."""
+    original = ConciseProgress.on_step_end
+
+    def crash(self, args, state, control, **kwargs):
+        original(self, args, state, control, **kwargs)
+        if state.global_step == step:
+            raise Crash("simulated power cut")
+
+    monkeypatch.setattr(ConciseProgress, "on_step_end", crash)
+    with pytest.raises(Crash):
+        tunelab.train(cfg)
+    monkeypatch.setattr(ConciseProgress, "on_step_end", original)
+
+
 def config(tiny_config, name: str, method: str, **train):
     raw = tiny_config.to_dict()
     raw["method"] = {
@@ -52,15 +67,7 @@ def test_killed_then_resumed_equals_uninterrupted(
     straight = tunelab.train(config(tiny_config, f"straight-{method}", method))
 
     original = ConciseProgress.on_step_end
-
-    def crash_at_step_10(self, args, state, control, **kwargs):
-        original(self, args, state, control, **kwargs)
-        if state.global_step == 10:
-            raise Crash("simulated power cut")
-
-    monkeypatch.setattr(ConciseProgress, "on_step_end", crash_at_step_10)
-    with pytest.raises(Crash):
-        tunelab.train(config(tiny_config, f"crashed-{method}", method))
+    train_until_crash(monkeypatch, config(tiny_config, f"crashed-{method}", method), step=10)
     steps_run: list[int] = []
 
     def count_steps(self, args, state, control, **kwargs):
@@ -90,17 +97,7 @@ def test_resume_without_checkpoints_is_a_clear_error(tiny_config) -> None:
 
 
 def test_resume_refuses_a_changed_config(tiny_config, monkeypatch: pytest.MonkeyPatch) -> None:
-    original = ConciseProgress.on_step_end
-
-    def crash_at_step_5(self, args, state, control, **kwargs):
-        original(self, args, state, control, **kwargs)
-        if state.global_step == 5:
-            raise Crash("simulated power cut")
-
-    monkeypatch.setattr(ConciseProgress, "on_step_end", crash_at_step_5)
-    with pytest.raises(Crash):
-        tunelab.train(config(tiny_config, "changed", "full"))
-    monkeypatch.setattr(ConciseProgress, "on_step_end", original)
+    train_until_crash(monkeypatch, config(tiny_config, "changed", "full"), step=5)
     card = (Path(tiny_config.output.dir) / "changed" / "run_card.json").read_text()
     assert '"status": "failed"' in card
     with pytest.raises(
