@@ -323,6 +323,10 @@ class TrainConfig(_Section):
     group_by_length: bool = Field(
         True, description="batches of similar length: little padding, same accuracy"
     )
+    gradient_checkpointing: bool = Field(
+        False,
+        description="recompute activations in the backward pass: ~30% slower, far less memory for long inputs or big models",
+    )
     eval_every: Literal["epoch", "steps"] = Field(
         "epoch", description="when to evaluate and checkpoint"
     )
@@ -403,10 +407,11 @@ class RunConfig(_Section):
                 "carry new embedding rows. Use method full, freeze or gradual_unfreeze (llrd combines with them)."
             )
         if self.method.name == "qlora":
-            found.append(
-                "method qlora (4-bit NF4 via bitsandbytes) needs a CUDA GPU, and its 4-bit loading is not built yet "
-                "in tunelab. Use method.name=lora."
-            )
+            from tunelab.methods.quantized import cuda_problem
+
+            problem = cuda_problem()
+            if problem:
+                found.append(problem)
         if self.task.type == "masked_lm" and self.method.name in ("prefix", "prompt"):
             found.append(
                 f"method {self.method.name} does not work with task masked_lm (PEFT leaves the labels unpadded). Use lora or ia3."

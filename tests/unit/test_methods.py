@@ -211,3 +211,6 @@ def test_unknown_method_and_qlora_on_cpu(tiny_config) -> None:
         raw["method"] = {"name": "qlora"}
         with pytest.raises(ConfigError, match="needs a CUDA GPU"):
             tunelab.train(build_config(raw))
+        assert not (
+            Path(raw["output"]["dir"]) / raw["output"]["name"]
+        ).exists()  # refused before writing

@@ -94,3 +94,19 @@ def test_bf16_training_on_cuda(tiny_config) -> None:
     assert '"cuda": true' in (result.run_dir / "run_card.json").read_text()
     losses = [loss for _, loss in result.metrics["training"]["loss_curve"]]
     assert losses[-1] < losses[0]
+
+
+def test_gradient_checkpointing_trains_the_same_as_without(tiny_config) -> None:
+    """Recomputing activations must not change the result (dropout RNG is replayed)."""
+    from tunelab.pipeline import prepare_training
+
+    losses = []
+    for checkpointing in (False, True):
+        raw = tiny_config.to_dict()
+        raw["train"].update(max_steps=3, gradient_checkpointing=checkpointing, precision="fp32")
+        raw["output"]["name"] = f"gc-{checkpointing}"
+        session = prepare_training(build_config(raw))
+        assert session.trainer.args.activation_checkpointing is checkpointing
+        losses.append(session.trainer.train().training_loss)
+        assert session.trainer.model.is_activation_checkpointing is checkpointing
+    assert losses[0] == pytest.approx(losses[1], rel=1e-5)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from peft import (
     IA3Config,
     LoraConfig,
@@ -16,12 +15,14 @@ from peft import (
     PromptTuningConfig,
     TaskType,
     get_peft_model,
+    prepare_model_for_kbit_training,
 )
 from transformers import PreTrainedModel
 
 from tunelab.config import RunConfig
 from tunelab.errors import ConfigError
 from tunelab.methods import METHODS
+from tunelab.methods.quantized import cuda_problem
 
 # Attention projections per architecture where PEFT has no default of its own.
 LORA_TARGETS = {"mpnet": ["q", "v"], "distilbert": ["q_lin", "v_lin"]}
@@ -75,13 +76,19 @@ def lora(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
 
 @METHODS.register("qlora")
 def qlora(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
-    if not torch.cuda.is_available():
+    """LoRA on a model loaded in 4-bit (see methods/quantized.py): norms in fp32, inputs require grad."""
+    problem = cuda_problem()
+    if problem:
+        raise ConfigError(problem)
+    if getattr(model, "quantization_method", None) is None:
         raise ConfigError(
-            "method qlora needs a CUDA GPU (4-bit NF4 via bitsandbytes); this machine has none. Use method.name=lora on CPU."
+            "method qlora got a model that was not loaded in 4-bit; the task must pass quantized.load_kwargs(cfg) "
+            "to from_pretrained. This is a tunelab bug: please report it."
         )
-    raise ConfigError(
-        "method qlora: 4-bit loading is not built yet in tunelab (it could not be tested without a GPU). Use method.name=lora."
+    model = prepare_model_for_kbit_training(
+        model, use_gradient_checkpointing=cfg.train.gradient_checkpointing
     )
+    return lora(model, cfg)
 
 
 @METHODS.register("ia3")

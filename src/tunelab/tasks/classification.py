@@ -23,6 +23,7 @@ from tunelab.evaluation.baselines import majority_baseline
 from tunelab.evaluation.metrics import SCALAR_METRICS, full_report, scalar_metrics
 from tunelab.inference import Predictor
 from tunelab.io import write_table
+from tunelab.methods import quantized
 from tunelab.models import load_pretrained
 
 
@@ -52,6 +53,7 @@ class ClassificationTask:
             cfg.model,
             labels,
             ignore_mismatched_sizes=True,
+            **quantized.load_kwargs(cfg),
         )
 
     def tokenize(

@@ -31,6 +31,7 @@ from tunelab.data.labels import LabelMap
 from tunelab.data.leakage import check_leakage
 from tunelab.data.load import TEXT_COLUMN_NAMES, file_sha256, pick_column, read_table
 from tunelab.errors import DataError
+from tunelab.methods import quantized
 from tunelab.models import load_pretrained
 from tunelab.training.precision import autocast
 
@@ -153,7 +154,7 @@ class LanguageModelTask:
 
     def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel:
         auto = AutoModelForMaskedLM if self.masked else AutoModelForCausalLM
-        return load_pretrained(auto, model_dir, cfg.model)
+        return load_pretrained(auto, model_dir, cfg.model, **quantized.load_kwargs(cfg))
 
     def _collator(
         self, tokenizer: PreTrainedTokenizerBase, seed: int | None = None

@@ -44,6 +44,11 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         bf16=precision == "bf16",
         fp16=precision == "fp16",
         use_cpu=not torch.cuda.is_available(),
+        activation_checkpointing=t.gradient_checkpointing,  # transformers 5's name for it
+        # Reentrant checkpointing drops gradients when inputs do not require grad (frozen embeddings, adapters).
+        activation_checkpointing_kwargs={"use_reentrant": False}
+        if t.gradient_checkpointing
+        else None,
         train_sampling_strategy="group_by_length"
         if t.group_by_length and task.name == "classification"
         else "random",
