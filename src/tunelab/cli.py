@@ -134,6 +134,30 @@ def predict(
             print(json.dumps(record, ensure_ascii=False, default=float))
 
 
+@app.command()
+@user_errors
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="directory of a finished run")],
+    out: Annotated[Path, typer.Option("--out", help="new directory for the export")],
+    format: Annotated[
+        str,
+        typer.Option(
+            "--format", help="hf: the model as trained; merged: adapters folded into the base"
+        ),
+    ] = "merged",
+    merge: Annotated[bool, typer.Option("--merge", help="same as --format merged")] = False,
+) -> None:
+    """Write a standalone copy of a run's model, checked against the run on a probe batch."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.deploy.export import export_run
+
+    record = export_run(run_dir, out, "merged" if merge else format)
+    console.print(
+        f"exported {record['format']} to {out}; largest output difference from the run: "
+        f"{record['max_abs_difference']:.2e} (tolerance {record['tolerance']:g})"
+    )
+
+
 @config_app.command("show")
 @user_errors
 def config_show(

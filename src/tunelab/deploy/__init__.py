@@ -1,0 +1,1 @@
+"""Turning a finished run into something to ship: exports now, serving later."""
