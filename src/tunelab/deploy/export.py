@@ -59,7 +59,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "merged") ->
             raise RunDirError(
                 f"{run_dir} holds a {adapter} adapter, which has no weights to merge (virtual tokens). Use --format hf."
             )
-        model = model.merge_and_unload()  # type: ignore[operator]
+        model = model.merge_and_unload()
     difference = float((_outputs(model, probe) - reference).abs().max())
     if difference > PARITY_TOLERANCE:
         raise RunDirError(
