@@ -72,6 +72,107 @@ def tiny_llama_builder():
     return build_tiny_llama
 
 
+OPPOSITE = dict(zip(POSITIVE, NEGATIVE, strict=True)) | dict(zip(NEGATIVE, POSITIVE, strict=True))
+CHAT_SPECIAL = ["<pad>", "<unk>", "</s>", "<s>", "<|im_start|>", "<|im_end|>"]
+CHAT_WORDS = ["system", "user", "assistant", "opposite", "of", "answer", "words", ":", "\n", "#"]
+CHAT_VOCAB = {w: i for i, w in enumerate(CHAT_SPECIAL + CHAT_WORDS + POSITIVE + NEGATIVE + FILLER)}
+
+
+def word_tokenizer(eos: str = "</s>", append_eos: bool = False):
+    """A fast word-level tokenizer over CHAT_VOCAB (offsets work; newlines are tokens)."""
+    from tokenizers import Regex, Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.WordLevel(vocab=CHAT_VOCAB, unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(r"\n|<\|im_(start|end)\|>|<s>|</s>|[:#]"), "isolated"),
+            pre_tokenizers.WhitespaceSplit(),
+        ]
+    )
+    if append_eos:  # T5 style: every encoded text ends with </s>
+        backend.post_processor = processors.TemplateProcessing(
+            single="$A </s>", special_tokens=[("</s>", CHAT_VOCAB["</s>"])]
+        )
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        pad_token="<pad>",
+        unk_token="<unk>",
+        eos_token=eos,
+        bos_token="<s>",
+    )
+
+
+def build_tiny_chat_llama(directory: Path, eos: str = "</s>", attention: str = "sdpa") -> Path:
+    """A 2-layer Llama causal LM with a word tokenizer that has no chat template of its own."""
+    from transformers import LlamaConfig, LlamaForCausalLM, set_seed
+
+    set_seed(0)
+    tokenizer = word_tokenizer(eos)
+    config = LlamaConfig(
+        vocab_size=len(CHAT_VOCAB),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        bos_token_id=tokenizer.bos_token_id,
+        tie_word_embeddings=False,
+    )
+    config._attn_implementation = attention
+    LlamaForCausalLM(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_chat_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_tiny_chat_llama(tmp_path_factory.mktemp("tiny-chat-llama"))
+
+
+@pytest.fixture(scope="session")
+def tiny_t5_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer T5 from T5Config with a locally built word tokenizer (no real T5 is packaged)."""
+    from transformers import T5Config, T5ForConditionalGeneration, set_seed
+
+    set_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-t5")
+    tokenizer = word_tokenizer(append_eos=True)
+    config = T5Config(
+        vocab_size=len(CHAT_VOCAB),
+        d_model=32,
+        d_kv=16,
+        d_ff=64,
+        num_layers=2,
+        num_heads=2,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        decoder_start_token_id=tokenizer.pad_token_id,
+    )
+    T5ForConditionalGeneration(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def toy_opposites(rows: int, seed: int = 0) -> pd.DataFrame:
+    """'opposite of good bad' → 'bad good': learnable word by word in a few steps."""
+    rng = random.Random(seed)
+    words = list(OPPOSITE)
+    records = []
+    for _ in range(rows):
+        chosen = rng.sample(words, rng.randint(1, 3))
+        records.append(
+            {
+                "question": "opposite of " + " ".join(chosen),
+                "answer": " ".join(OPPOSITE[w] for w in chosen),
+            }
+        )
+    return pd.DataFrame(records)
+
+
 def toy_sentiment(
     rows: int, seed: int = 0, labels: tuple[str, str] = ("neg", "pos")
 ) -> pd.DataFrame:
@@ -120,3 +221,10 @@ def tiny_config(tmp_path: Path, tiny_bert_dir: Path, toy_csv: Path):
             "output": {"dir": str(tmp_path / "runs"), "name": "tiny"},
         }
     )
+
+
+@pytest.fixture
+def opposites_jsonl(tmp_path: Path) -> Path:
+    path = tmp_path / "opposites.jsonl"
+    toy_opposites(240).to_json(path, orient="records", lines=True)
+    return path

@@ -158,6 +158,44 @@ def export(
     )
 
 
+@app.command()
+@user_errors
+def generate(
+    run_dir: Annotated[
+        Path, typer.Argument(help="directory of a finished seq2seq or instruction run")
+    ],
+    prompt: Annotated[
+        list[str] | None, typer.Option("--prompt", help="a prompt; repeat for several")
+    ] = None,
+    input: Annotated[
+        Path | None, typer.Option("--input", help="CSV/TSV/JSON/JSONL/Parquet with a prompt column")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="write .csv or .jsonl here (default: print)")
+    ] = None,
+    column: Annotated[
+        str | None, typer.Option("--column", help="the prompt column of --input (auto-detected)")
+    ] = None,
+    max_new_tokens: Annotated[
+        int | None, typer.Option(help="tokens to generate (default: the run's setting)")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="prompts per generate call")] = 8,
+) -> None:
+    """Generate with a trained generative run, prompts laid out as in training."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.pipeline import generate as run_generation
+
+    frame = run_generation(run_dir, prompt, input, output, column, max_new_tokens, batch_size)
+    if output is not None:
+        console.print(f"wrote {len(frame)} generations to {output}")
+    elif prompt:
+        for text in frame["generated"]:
+            print(text)
+    else:
+        for record in frame.to_dict(orient="records"):
+            print(json.dumps(record, ensure_ascii=False, default=str))
+
+
 @config_app.command("show")
 @user_errors
 def config_show(
@@ -236,18 +274,31 @@ def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -
 def print_perplexities(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
     """Language-model runs: perplexity before and after training on validation and test."""
     table = Table(title="perplexity (lower is better)")
-    for column in ("split", "blocks", "before", "after", "change"):
+    unit = "blocks" if "blocks" in metrics["test"] else "examples"
+    for column in ("split", unit, "before", "after", "change"):
         table.add_column(column, justify="left" if column == "split" else "right")
     for split in ("validation", "test"):
         r = metrics[split]
         table.add_row(
             split,
-            str(r["blocks"]),
+            str(r[unit]),
             f"{r['perplexity_before']:.2f}",
             f"{r['perplexity_after']:.2f}",
             f"{r['relative_change']:+.1%}",
         )
     console.print(table)
+    generation = metrics["test"].get("generation")
+    if generation:
+        scores = Table(title=f"generated answers on {generation['examples']} test rows")
+        names = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match")
+        for name in names:
+            scores.add_column(name, justify="right")
+        scores.add_row(*(f"{generation[n]:.2f}" for n in names))
+        console.print(scores)
+        example = generation["example"]
+        console.print(f"example prompt: {example['prompt'][-300:]!r}", markup=False)
+        console.print(f"  generated: {example['prediction'][:300]!r}", markup=False)
+        console.print(f"  reference: {example['reference'][:300]!r}", markup=False)
     console.print(f"wall time: {wall_seconds:.1f} s")
     console.print(f"run directory: {run_dir}")
 

@@ -185,6 +185,22 @@ class DataConfig(_Section):
     group_column: str | None = Field(
         None, description="rows sharing a value stay in one split (e.g. a user or document id)"
     )
+    source_column: str | None = Field(
+        None,
+        description="seq2seq input / instruction prompt; auto-detected (source, document, question, instruction, …) when unset",
+    )
+    target_column: str | None = Field(
+        None,
+        description="seq2seq output / instruction response; auto-detected (target, summary, answer, output, …) when unset",
+    )
+    input_column: str | None = Field(
+        None,
+        description="instruction: optional extra input shown after the instruction (auto: input, context)",
+    )
+    messages_column: str | None = Field(
+        None,
+        description="chat: a column of [{role, content}, …] lists (auto: messages, conversations)",
+    )
     split: SplitConfig = Field(default_factory=SplitConfig)
     clean: CleanConfig = Field(default_factory=CleanConfig)
     leakage: LeakageConfig = Field(default_factory=LeakageConfig)
@@ -222,8 +238,68 @@ class ModelConfig(_Section):
     )
 
 
+class GenerationConfig(_Section):
+    """How generative runs write text: evaluation, `tunelab generate` and the server share it."""
+
+    max_new_tokens: int | None = Field(
+        None,
+        gt=0,
+        description="tokens to generate; seq2seq: task.max_target_length when unset, else 128",
+    )
+    num_beams: int = Field(1, ge=1, description="beam search width; 1 = greedy (fastest on CPU)")
+    do_sample: bool = Field(False, description="sample instead of decoding deterministically")
+    temperature: float = Field(1.0, gt=0, description="with do_sample: lower is more conservative")
+    top_p: float = Field(1.0, gt=0, le=1, description="with do_sample: nucleus share kept")
+    length_penalty: float = Field(
+        1.0, description="beam search: >1 favours longer outputs, <1 shorter"
+    )
+    no_repeat_ngram_size: int = Field(
+        0, ge=0, description="forbid repeating any n-gram of this size; 0 = off (3 curbs loops)"
+    )
+    repetition_penalty: float = Field(1.0, gt=0, description=">1 discourages repeated tokens")
+
+
 class TaskConfig(_Section):
     type: str = Field("classification", description="what is trained; see `tunelab.tasks`")
+    format: Literal["auto", "text", "instruction", "chat"] = Field(
+        "auto",
+        description="causal_lm data: text = continued pre-training; instruction = prompt/response columns; "
+        "chat = a messages column; auto = from the columns present",
+    )
+    source_prefix: str = Field(
+        "", description="seq2seq: put before every source text, e.g. 'summarize: ' for T5 models"
+    )
+    max_target_length: int = Field(
+        128, gt=0, description="seq2seq: target tokens kept in training (longer targets are cut)"
+    )
+    template: str = Field(
+        "auto",
+        description="causal_lm instruction/chat: prompt layout. auto = the tokenizer's chat template, "
+        "else chatml; or tokenizer, chatml, alpaca. Saved with the model so inference renders the same",
+    )
+    system_prompt: str | None = Field(
+        None, description="causal_lm instruction: a system message put before every example"
+    )
+    packing: bool = Field(
+        False,
+        description="causal_lm instruction: pack short examples into one row with block-diagonal attention "
+        "(needs sdpa attention); less padding, same loss",
+    )
+    answer_pattern: str | None = Field(
+        None,
+        description="regex with one group that extracts the final answer for exact match, e.g. '####\\s*(.+)' for GSM8K",
+    )
+    exact_match_ignores_space: bool = Field(
+        False,
+        description="compare answers with all whitespace removed (code; WordPiece decoders space out punctuation)",
+    )
+    max_fully_masked_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="instruction: refuse to train when more examples than this have no response token left after truncation",
+    )
+    generation: GenerationConfig = Field(default_factory=GenerationConfig)
 
 
 class FreezeConfig(_Section):
@@ -356,6 +432,11 @@ class EvalConfig(_Section):
     baselines: bool = Field(
         True, description="score a majority-class baseline on the same test split"
     )
+    generate_rows: int = Field(
+        64,
+        ge=0,
+        description="generative tasks: test rows answered by generation and scored (ROUGE/BLEU/exact match); generation is slow on CPU",
+    )
 
 
 class OutputConfig(_Section):
@@ -424,8 +505,10 @@ class RunConfig(_Section):
             found.append(
                 f"data.text_column and data.label_column must differ; both are '{self.data.text_column}'."
             )
-        if self.task.type in TASKS:
-            metrics = TASKS.get(self.task.type).metric_names
+        if self.task.type in TASKS and not found:
+            from tunelab.tasks import task_for
+
+            metrics = task_for(self).metric_names
             if self.train.best_metric is not None and self.train.best_metric not in metrics:
                 found.append(
                     f"train.best_metric must be a metric the task reports; got '{self.train.best_metric}'."

@@ -47,12 +47,12 @@ class Predictor:
         run_dir = Path(run_dir)
         model_dir = run_dir / "model"
         if not any((model_dir / name).is_file() for name in ("config.json", "adapter_config.json")):
-            card = _read_json(run_dir / "run_card.json")
+            card = read_json(run_dir / "run_card.json")
             status = f" (run status: {card.get('status')})" if card else ""
             raise RunDirError(
                 f"{run_dir} has no trained model in model/{status}. Pass the directory of a finished `tunelab train` run."
             )
-        card = _read_json(run_dir / "run_card.json") or {}
+        card = read_json(run_dir / "run_card.json") or {}
         labels = LabelMap.load(model_dir / "labels.json")
         model = _load_model(model_dir, labels, card)
         tokenizer = load_tokenizer(model_dir, ModelConfig(name=str(model_dir)))
@@ -88,6 +88,7 @@ AUTO_CLASS_BY_TASK = {
     "classification": "AutoModelForSequenceClassification",
     "masked_lm": "AutoModelForMaskedLM",
     "causal_lm": "AutoModelForCausalLM",
+    "seq2seq": "AutoModelForSeq2SeqLM",
 }
 
 
@@ -96,7 +97,7 @@ def load_run_model(run_dir: str | Path) -> PreTrainedModel:
     import transformers
 
     run_dir = Path(run_dir)
-    card = _read_json(run_dir / "run_card.json") or {}
+    card = read_json(run_dir / "run_card.json") or {}
     task = card.get("task", "classification")
     labels_file = run_dir / "model" / "labels.json"
     labels = (
@@ -130,13 +131,29 @@ def _load_model(
         if labels
         else None
     )
-    base = load_pretrained(
-        auto_class, base_dir, ModelConfig(name=source), head, ignore_mismatched_sizes=True
-    )
+    base = _base_model(auto_class, base_dir, source, head)
     return PeftModel.from_pretrained(base, model_dir)  # type: ignore[return-value]
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
+def _base_model(
+    auto_class: Any, base_dir: Path, source: str, head: dict[str, Any] | None
+) -> PreTrainedModel:
+    """The base an adapter was trained on: for seq2seq from an encoder, the same encoder pair."""
+    from transformers import AutoConfig
+
+    if auto_class.__name__ == "AutoModelForSeq2SeqLM" and not getattr(
+        AutoConfig.from_pretrained(base_dir), "is_encoder_decoder", False
+    ):
+        from tunelab.config import RunConfig
+        from tunelab.tasks.seq2seq import encoder_pair
+
+        return encoder_pair(base_dir, RunConfig(model=ModelConfig(name=source)))
+    return load_pretrained(
+        auto_class, base_dir, ModelConfig(name=source), head, ignore_mismatched_sizes=True
+    )
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError):

@@ -139,10 +139,9 @@ def load_pretrained(
             output_loading_info=True,
             **model_kwargs,
         )
-        # Modules the checkpoint lacked start untrained (a new head): adapter methods must train and save them.
         missing = [*info.get("missing_keys", ()), *info.get("mismatched_keys", ())]
-        model.tunelab_new_modules = sorted(
-            {str(k[0] if isinstance(k, tuple) else k).rsplit(".", 1)[0] for k in missing}
+        model.tunelab_new_modules = new_modules(
+            model, [str(k[0] if isinstance(k, tuple) else k) for k in missing]
         )
         return model
     except (OSError, ValueError, KeyError) as exc:
@@ -151,6 +150,20 @@ def load_pretrained(
             f"model '{cfg.name}' ({model_dir}) cannot be loaded as {auto_class.__name__}: {first_line}. "
             "Check that the directory holds a complete model of a supported architecture."
         ) from None
+
+
+def new_modules(model: Any, missing: list[str]) -> list[str]:
+    """Modules the checkpoint lacked: they start untrained, so adapter methods must train and save them.
+
+    A weight tied to one that was loaded (an LM head sharing the input embeddings) is not new, and
+    a module holding such a weight is left out: saving a copy of it would untie the two.
+    """
+    names_by_tensor: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names_by_tensor.setdefault(id(parameter), []).append(name)
+    tied = {n for names in names_by_tensor.values() if len(names) > 1 for n in names}
+    modules = {key.rsplit(".", 1)[0] for key in missing if key not in tied}
+    return sorted(m for m in modules if not any(t.startswith(m + ".") for t in tied))
 
 
 def load_tokenizer(model_dir: Path, cfg: ModelConfig) -> Any:

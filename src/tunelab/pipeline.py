@@ -29,7 +29,7 @@ from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
 from tunelab.runcard import base_card, now, split_sha256
-from tunelab.tasks import TASKS
+from tunelab.tasks import Task, task_for
 from tunelab.tasks.classification import score_split
 from tunelab.training.precision import resolve_precision
 from tunelab.training.trainer import build_trainer
@@ -56,6 +56,7 @@ class TrainingSession:
     card: dict[str, Any]
     parameters: dict[str, int | float]
     encoded: dict[str, Any]
+    task: Task
 
 
 def train(cfg: RunConfig) -> TrainResult:
@@ -70,7 +71,7 @@ def train(cfg: RunConfig) -> TrainResult:
         session.tokenizer,
         session.trainer,
     )
-    task = TASKS.get(cfg.task.type)
+    task = session.task
     before = task.before_training(session)
     if checkpoint is not None:
         say(f"resuming from {checkpoint}")
@@ -126,7 +127,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     hf_logging.disable_progress_bar()
     if not sys.stderr.isatty():  # bars only help on a terminal; in logs they are noise
         datasets.disable_progress_bars()
-    task = TASKS.get(cfg.task.type)
+    task = task_for(cfg)
     method = METHODS.get(cfg.method.name)
     precision = resolve_precision(cfg.train.precision)
     if cfg.train.threads:
@@ -153,12 +154,16 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
         f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
         f"({params['trainable_share']:.1%}), method {cfg.method.name}, lr {cfg.learning_rate():g}, precision {precision}"
     )
-    encoded = task.tokenize(tokenizer, data, cfg.data.max_length)
+    encoded = task.tokenize(tokenizer, data, cfg)
+    preflight = getattr(task, "preflight", None)
+    if preflight:  # instruction tuning: the rendered example, truncation and masking shares
+        card["preflight"] = preflight
+        atomic_write_json(run_dir / "preflight.json", preflight)
     trainer = build_trainer(
         model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
     )
     return TrainingSession(
-        cfg, data, run_dir, tokenizer, model, trainer, precision, card, params, encoded
+        cfg, data, run_dir, tokenizer, model, trainer, precision, card, params, encoded, task
     )
 
 
@@ -179,7 +184,7 @@ def _extend_vocabulary(
 def inspect_data(cfg: RunConfig) -> dict[str, Any]:
     """The data report of `tunelab data inspect`: counts, duplicates, leakage, lengths, warnings."""
     cfg = cfg.validated()
-    data = TASKS.get(cfg.task.type).prepare_data(cfg)
+    data = task_for(cfg).prepare_data(cfg)
     try:
         tokenizer = load_tokenizer(resolve_model_dir(cfg.model.name), cfg.model)
     except ModelError:
@@ -194,7 +199,7 @@ def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[s
     _require_classification(cfg, run_dir, "evaluate")
     predictor = Predictor.from_run_dir(run_dir, cfg.train.eval_batch_size)
     if data_file is None:
-        data = TASKS.get(cfg.task.type).prepare_data(cfg)
+        data = task_for(cfg).prepare_data(cfg)
         _check_same_split(run_dir, data)
         frame, name = data.splits["test"], "test"
     else:
@@ -237,6 +242,38 @@ def predict(
     out["probability"] = probabilities.max(-1)
     for j, name in enumerate(predictor.labels.names):
         out[f"prob_{name}"] = probabilities[:, j]
+    if output_file is not None:
+        write_table(out, Path(output_file))
+    return out
+
+
+def generate(
+    run_dir: str | Path,
+    prompts: list[str] | None = None,
+    input_file: str | Path | None = None,
+    output_file: str | Path | None = None,
+    column: str | None = None,
+    max_new_tokens: int | None = None,
+    batch_size: int = 8,
+) -> pd.DataFrame:
+    """Generate for prompts (given directly or in a file); write CSV or JSONL when `output_file` is set."""
+    from tunelab.data.pairs import SOURCE_COLUMN_NAMES
+    from tunelab.generator import Generator
+
+    run_path = Path(run_dir)
+    if (prompts is None) == (input_file is None):
+        raise ConfigError(
+            "give either prompts or an input file to generate from, not both and not neither."
+        )
+    generator = Generator.from_run_dir(run_path, _run_config(run_path))
+    if input_file is not None:
+        frame, name = read_texts(input_file, column, candidates=SOURCE_COLUMN_NAMES)
+        texts = frame[name].astype(str).tolist()
+    else:
+        frame = pd.DataFrame({"prompt": prompts})
+        texts = list(prompts or [])
+    out = frame.copy()
+    out["generated"] = generator.generate(texts, batch_size, max_new_tokens)
     if output_file is not None:
         write_table(out, Path(output_file))
     return out

@@ -204,11 +204,15 @@ def complete_splits(
 
 
 def read_texts(
-    path: str | Path, text_column: str | None, fmt: str = "auto", header: bool | str = "auto"
+    path: str | Path,
+    text_column: str | None,
+    fmt: str = "auto",
+    header: bool | str = "auto",
+    candidates: tuple[str, ...] = TEXT_COLUMN_NAMES,
 ) -> tuple[pd.DataFrame, str]:
-    """A file of inputs for prediction: the frame and the name of its text column."""
+    """A file of inputs for prediction or generation: the frame and the name of its text column."""
     frame = read_table(path, fmt, header, "auto", (text_column,))
-    column = pick_column(frame, text_column, TEXT_COLUMN_NAMES, "text", Path(path))
+    column = pick_column(frame, text_column, candidates, "text", Path(path))
     empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
     if empty.any():
         first = int(empty.to_numpy().nonzero()[0][0]) + 1

@@ -25,10 +25,15 @@ from tunelab.methods import METHODS
 from tunelab.methods.quantized import cuda_problem
 
 # Attention projections per architecture where PEFT has no default of its own.
-LORA_TARGETS = {"mpnet": ["q", "v"], "distilbert": ["q_lin", "v_lin"]}
+LORA_TARGETS = {
+    "mpnet": ["q", "v"],
+    "distilbert": ["q_lin", "v_lin"],
+    "encoder-decoder": ["query", "value"],  # bert2bert built from a BERT-style encoder
+}
 IA3_TARGETS = {
     "mpnet": (["k", "v", "output.dense"], ["output.dense"]),
     "distilbert": (["k_lin", "v_lin", "lin2"], ["lin2"]),
+    "encoder-decoder": (["key", "value", "output.dense"], ["output.dense"]),
 }
 
 

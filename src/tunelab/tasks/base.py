@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 class Task(Protocol):
     name: str
     metric_names: tuple[str, ...]
+    groups_by_length: bool  # its datasets carry a `length` column for length-grouped batches
 
     def prepare_data(self, cfg: RunConfig) -> PreparedData: ...
 
@@ -23,8 +24,10 @@ class Task(Protocol):
         self, model_dir: Path, data: PreparedData, cfg: RunConfig
     ) -> PreTrainedModel: ...
 
+    def for_run(self, cfg: RunConfig) -> Task: ...
+
     def tokenize(
-        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int
+        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, cfg: RunConfig
     ) -> dict[str, Dataset]: ...
 
     def best_metric(self, cfg: RunConfig) -> str: ...

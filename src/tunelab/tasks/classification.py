@@ -30,6 +30,10 @@ from tunelab.models import load_pretrained
 class ClassificationTask:
     name = "classification"
     metric_names: tuple[str, ...] = SCALAR_METRICS
+    groups_by_length = True
+
+    def for_run(self, cfg: RunConfig) -> ClassificationTask:
+        return self  # needs no per-run state
 
     def prepare_data(self, cfg: RunConfig) -> PreparedData:
         return prepare_classification(cfg.data, cfg.train.seed)
@@ -57,12 +61,12 @@ class ClassificationTask:
         )
 
     def tokenize(
-        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int
+        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, cfg: RunConfig
     ) -> dict[str, Dataset]:
         """Token ids without padding (the collator pads per batch) and a length column for grouping."""
 
         def encode(batch: dict[str, list[Any]]) -> dict[str, Any]:
-            encoded = tokenizer(batch["text"], truncation=True, max_length=max_length)
+            encoded = tokenizer(batch["text"], truncation=True, max_length=cfg.data.max_length)
             encoded["length"] = [len(ids) for ids in encoded["input_ids"]]
             return encoded
 

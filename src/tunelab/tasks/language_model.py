@@ -8,7 +8,6 @@ comparable. The saved model can be the `model.name` of a later classification ru
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +32,7 @@ from tunelab.data.load import TEXT_COLUMN_NAMES, file_sha256, pick_column, read_
 from tunelab.errors import DataError
 from tunelab.methods import quantized
 from tunelab.models import load_pretrained
-from tunelab.training.precision import autocast
+from tunelab.tasks.generative import perplexities
 
 PLACEHOLDER_LABEL = (
     "text"  # unlabelled rows share one label so cleaning and splitting code stays one path
@@ -142,12 +141,16 @@ class PremaskedOrDynamic:
 class LanguageModelTask:
     """Shared by masked_lm and causal_lm; only the model class and the masking differ."""
 
+    groups_by_length = False  # blocks all have the same length
     metric_names: tuple[str, ...] = ("loss",)  # perplexity = exp(loss) picks the same checkpoint
 
     def __init__(self, name: str, masked: bool) -> None:
         self.name = name
         self.masked = masked
         self.mlm_probability = 0.15  # BERT's rate
+
+    def for_run(self, cfg: RunConfig) -> LanguageModelTask:
+        return self  # needs no per-run state
 
     def prepare_data(self, cfg: RunConfig) -> PreparedData:
         return prepare_corpus(cfg.data, cfg.train.seed)
@@ -164,10 +167,12 @@ class LanguageModelTask:
         )
 
     def tokenize(
-        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, max_length: int
+        self, tokenizer: PreTrainedTokenizerBase, data: PreparedData, cfg: RunConfig
     ) -> dict[str, Dataset]:
         out = {
-            split: group_into_blocks(tokenizer, data.splits[split]["text"].tolist(), max_length)
+            split: group_into_blocks(
+                tokenizer, data.splits[split]["text"].tolist(), cfg.data.max_length
+            )
             for split in SPLITS
         }
         if self.masked:  # fixed masks for evaluation: before/after perplexities see the same masks
@@ -215,24 +220,4 @@ class LanguageModelTask:
         }
 
     def _perplexities(self, session: Any) -> dict[str, float]:
-        """exp(mean token loss) per eval split, by a plain forward pass (the same code path as a reload)."""
-        model = session.trainer.model
-        was_training = model.training
-        model.eval()
-        device = next(model.parameters()).device
-        collate = self.collator(session.tokenizer)
-        size = session.cfg.train.eval_batch_size
-        result = {}
-        for split in ("validation", "test"):
-            blocks = session.encoded[split]
-            loss_sum, tokens = 0.0, 0
-            for start in range(0, len(blocks), size):
-                batch = collate([blocks[i] for i in range(start, min(start + size, len(blocks)))])
-                batch = {key: value.to(device) for key, value in batch.items()}
-                with torch.no_grad(), autocast(session.precision, device.type):
-                    loss = model(**batch).loss.float().item()
-                count = int((batch["labels"] != -100).sum())
-                loss_sum, tokens = loss_sum + loss * count, tokens + count
-            result[split] = math.exp(loss_sum / max(tokens, 1))
-        model.train(was_training)
-        return result
+        return perplexities(session, self.collator(session.tokenizer), shifted=not self.masked)

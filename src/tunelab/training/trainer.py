@@ -12,6 +12,8 @@ from transformers import (
     PreTrainedTokenizerBase,
     PrinterCallback,
     ProgressCallback,
+    Seq2SeqTrainer,
+    Seq2SeqTrainingArguments,
     Trainer,
     TrainingArguments,
 )
@@ -24,12 +26,28 @@ from tunelab.training.callbacks import ConciseProgress
 from tunelab.training.optimizer import build_optimizer
 
 
-def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> TrainingArguments:
-    from tunelab.tasks import TASKS
+def training_arguments(
+    cfg: RunConfig, output_dir: Path, precision: str, task: Task | None = None
+) -> TrainingArguments:
+    from tunelab.tasks import task_for
 
     t = cfg.train
-    task = TASKS.get(cfg.task.type)
-    return TrainingArguments(
+    task = task or task_for(cfg)
+    generating = bool(getattr(task, "generates_during_validation", lambda: False)())
+    extra: dict[str, Any] = {}
+    if generating:  # Seq2SeqTrainer scores validation by generating (predict_with_generate)
+        from tunelab.generation import hf_generation_config
+
+        extra = {
+            "predict_with_generate": True,
+            "generation_config": hf_generation_config(
+                cfg.task.generation,
+                task.tokenizer,  # type: ignore[attr-defined]
+                cfg.task.max_target_length,
+            ),
+        }
+    arguments = Seq2SeqTrainingArguments if generating else TrainingArguments
+    return arguments(
         output_dir=str(output_dir),
         per_device_train_batch_size=t.batch_size,
         per_device_eval_batch_size=t.eval_batch_size,
@@ -50,7 +68,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         if t.gradient_checkpointing
         else None,
         train_sampling_strategy="group_by_length"
-        if t.group_by_length and task.name == "classification"
+        if t.group_by_length and task.groups_by_length
         else "random",
         length_column_name="length",
         eval_strategy=t.eval_every,
@@ -68,6 +86,7 @@ def training_arguments(cfg: RunConfig, output_dir: Path, precision: str) -> Trai
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=0,
+        **extra,
     )
 
 
@@ -82,10 +101,12 @@ def build_trainer(
     loss_function: Any = None,
 ) -> Trainer:
     optimizer = build_optimizer(model, cfg.learning_rate(), cfg.train.weight_decay, cfg.method.llrd)
-    trainer = Trainer(
+    args = training_arguments(cfg, run_dir / "checkpoints", precision, task)
+    trainer_class = Seq2SeqTrainer if isinstance(args, Seq2SeqTrainingArguments) else Trainer
+    trainer = trainer_class(
         model=model,
         optimizers=(optimizer, None),  # the Trainer adds the configured LR schedule
-        args=training_arguments(cfg, run_dir / "checkpoints", precision),
+        args=args,
         train_dataset=datasets["train"],
         eval_dataset=datasets["validation"],
         data_collator=task.collator(tokenizer),
