@@ -103,7 +103,7 @@ def word_tokenizer(eos: str = "</s>", append_eos: bool = False):
     )
 
 
-def build_tiny_chat_llama(directory: Path, eos: str = "</s>", attention: str = "sdpa") -> Path:
+def build_tiny_chat_llama(directory: Path, eos: str = "</s>") -> Path:
     """A 2-layer Llama causal LM with a word tokenizer that has no chat template of its own."""
     from transformers import LlamaConfig, LlamaForCausalLM, set_seed
 
@@ -122,7 +122,6 @@ def build_tiny_chat_llama(directory: Path, eos: str = "</s>", attention: str = "
         bos_token_id=tokenizer.bos_token_id,
         tie_word_embeddings=False,
     )
-    config._attn_implementation = attention
     LlamaForCausalLM(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory

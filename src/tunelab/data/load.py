@@ -36,6 +36,32 @@ TEXT_COLUMN_NAMES = (
     "input",
 )
 LABEL_COLUMN_NAMES = ("label", "labels", "class", "target", "category", "sentiment", "y")
+# Generative tasks: seq2seq source/target, instruction prompt/response, chat messages.
+SOURCE_COLUMN_NAMES = (
+    "source",
+    "document",
+    "article",
+    "dialogue",
+    "question",
+    "instruction",
+    "prompt",
+    "query",
+    "input_text",
+    "text",
+)
+TARGET_COLUMN_NAMES = (
+    "target",
+    "summary",
+    "tldr",
+    "answer",
+    "output",
+    "response",
+    "completion",
+    "code",
+    "target_text",
+)
+INPUT_COLUMN_NAMES = ("input", "context")
+MESSAGES_COLUMN_NAMES = ("messages", "conversations", "conversation")
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
@@ -121,7 +147,8 @@ def _check_utf8(path: Path) -> None:
 def _has_header(path: Path, sep: str, column_names: tuple[str | None, ...]) -> bool:
     with path.open(encoding="utf-8") as handle:
         first = handle.readline().rstrip("\r\n")
-    known = {n.lower() for n in (*TEXT_COLUMN_NAMES, *LABEL_COLUMN_NAMES)} | {
+    names = (*TEXT_COLUMN_NAMES, *LABEL_COLUMN_NAMES, *SOURCE_COLUMN_NAMES, *TARGET_COLUMN_NAMES)
+    known = {n.lower() for n in (*names, *INPUT_COLUMN_NAMES, *MESSAGES_COLUMN_NAMES)} | {
         n.lower() for n in column_names if n
     }
     return any(field.strip().strip('"').lower() in known for field in first.split(sep))

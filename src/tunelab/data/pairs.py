@@ -19,34 +19,17 @@ from tunelab.data import SPLITS, PreparedData, complete_splits
 from tunelab.data.clean import clean_frame
 from tunelab.data.labels import LabelMap
 from tunelab.data.leakage import check_leakage
-from tunelab.data.load import file_sha256, pick_column, read_table
+from tunelab.data.load import (
+    INPUT_COLUMN_NAMES,
+    MESSAGES_COLUMN_NAMES,
+    SOURCE_COLUMN_NAMES,
+    TARGET_COLUMN_NAMES,
+    file_sha256,
+    pick_column,
+    read_table,
+)
 from tunelab.errors import DataError
 
-SOURCE_COLUMN_NAMES = (
-    "source",
-    "document",
-    "article",
-    "dialogue",
-    "question",
-    "instruction",
-    "prompt",
-    "query",
-    "input_text",
-    "text",
-)
-TARGET_COLUMN_NAMES = (
-    "target",
-    "summary",
-    "tldr",
-    "answer",
-    "output",
-    "response",
-    "completion",
-    "code",
-    "target_text",
-)
-INPUT_COLUMN_NAMES = ("input", "context")
-MESSAGES_COLUMN_NAMES = ("messages", "conversations", "conversation")
 ROLES = ("system", "user", "assistant")
 PLACEHOLDER = "pair"  # unlabelled rows share one label so cleaning and splitting stay one path
 

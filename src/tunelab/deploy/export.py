@@ -96,4 +96,7 @@ def _adapter_type(model: PreTrainedModel) -> str | None:
 @torch.inference_mode()
 def _outputs(model: PreTrainedModel, batch: Any) -> torch.Tensor:
     device = next(model.parameters()).device
-    return model(**{k: v.to(device) for k, v in batch.items()}).logits.float().cpu()
+    inputs = {k: v.to(device) for k, v in batch.items()}
+    if getattr(model.config, "is_encoder_decoder", False):  # the decoder reads the probe too
+        inputs["decoder_input_ids"] = inputs["input_ids"]
+    return model(**inputs).logits.float().cpu()
