@@ -182,6 +182,11 @@ class DataConfig(_Section):
     max_train_rows: int | None = Field(
         None, gt=0, description="stratified subsample of train for quick runs; all rows when unset"
     )
+    max_eval_rows: int | None = Field(
+        None,
+        gt=0,
+        description="generative tasks: keep the first N validation and test rows (scoring them is slow on CPU); all when unset",
+    )
     group_column: str | None = Field(
         None, description="rows sharing a value stay in one split (e.g. a user or document id)"
     )

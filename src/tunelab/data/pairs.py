@@ -83,6 +83,9 @@ def prepare_pairs(cfg: RunConfig, kind: Literal["seq2seq", "instruction", "chat"
     splits, report["leakage"] = check_leakage(splits, data.leakage)
     if data.max_train_rows is not None:
         splits["train"] = splits["train"].head(data.max_train_rows)
+    if data.max_eval_rows is not None:
+        for name in ("validation", "test"):
+            splits[name] = splits[name].head(data.max_eval_rows)
     report["columns"] = columns
     return PreparedData(
         {n: splits[n] for n in SPLITS},
