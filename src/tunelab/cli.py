@@ -291,9 +291,13 @@ def print_perplexities(metrics: dict[str, Any], wall_seconds: float, run_dir: Pa
     if generation:
         scores = Table(title=f"generated answers on {generation['examples']} test rows")
         names = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match")
+        scores.add_column("model")
         for name in names:
             scores.add_column(name, justify="right")
-        scores.add_row(*(f"{generation[n]:.2f}" for n in names))
+        before = metrics["test"].get("generation_before")
+        if before:
+            scores.add_row("base (before)", *(f"{before[n]:.2f}" for n in names))
+        scores.add_row("fine-tuned", *(f"{generation[n]:.2f}" for n in names))
         console.print(scores)
         example = generation["example"]
         console.print(f"example prompt: {example['prompt'][-300:]!r}", markup=False)

@@ -437,6 +437,10 @@ class EvalConfig(_Section):
     baselines: bool = Field(
         True, description="score a majority-class baseline on the same test split"
     )
+    generate_before: bool = Field(
+        True,
+        description="generative tasks: also score the base model's generations, the baseline the fine-tuned model must beat",
+    )
     generate_rows: int = Field(
         64,
         ge=0,

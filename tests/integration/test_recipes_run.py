@@ -20,12 +20,22 @@ from tunelab.data.load import read_table
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"
 SHARED = ROOT.parent / "shared" / "data"
-needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"{SHARED} is not beside this checkout")
+needs_shared = pytest.mark.skipif(
+    not SHARED.is_dir(), reason=f"{SHARED} is not beside this checkout"
+)
 
 
 def wordpiece(texts: list[str], directory: Path, seq2seq_eos: bool = False):
     """A WordPiece tokenizer trained on `texts`; T5-style (ends texts with </s>) when `seq2seq_eos`."""
-    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from tokenizers import (
+        Tokenizer,
+        decoders,
+        models,
+        normalizers,
+        pre_tokenizers,
+        processors,
+        trainers,
+    )
     from transformers import PreTrainedTokenizerFast
 
     special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "</s>"]
@@ -33,7 +43,9 @@ def wordpiece(texts: list[str], directory: Path, seq2seq_eos: bool = False):
     backend.normalizer = normalizers.BertNormalizer(lowercase=True)
     backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
     backend.decoder = decoders.WordPiece()
-    backend.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=1500, special_tokens=special))
+    backend.train_from_iterator(
+        texts, trainers.WordPieceTrainer(vocab_size=1500, special_tokens=special)
+    )
     if seq2seq_eos:
         backend.post_processor = processors.TemplateProcessing(
             single="$A </s>", special_tokens=[("</s>", backend.token_to_id("</s>"))]
@@ -44,7 +56,12 @@ def wordpiece(texts: list[str], directory: Path, seq2seq_eos: bool = False):
             single="[CLS] $A [SEP]",
             special_tokens=[("[CLS]", 2), ("[SEP]", 3)],
         )
-        extra = {"cls_token": "[CLS]", "sep_token": "[SEP]", "mask_token": "[MASK]", "eos_token": "</s>"}
+        extra = {
+            "cls_token": "[CLS]",
+            "sep_token": "[SEP]",
+            "mask_token": "[MASK]",
+            "eos_token": "</s>",
+        }
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", **extra
     )
@@ -56,7 +73,12 @@ def tiny_classifier(family: str, texts: list[str], directory: Path) -> Path:
     import transformers
 
     tokenizer = wordpiece(texts, directory)
-    size = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+    size = {
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+    }
     configs = {
         "bert": ("BertConfig", "BertForSequenceClassification", size),
         "roberta": ("RobertaConfig", "RobertaForSequenceClassification", size),
@@ -118,13 +140,20 @@ def tiny_decoder(texts: list[str], directory: Path) -> Path:
 
 def column_texts(path: Path, *columns: str) -> list[str]:
     frame = read_table(path)
-    return [" ".join(map(str, v)) if isinstance(v, list) else str(v) for c in columns for v in frame[c]]
+    return [
+        " ".join(map(str, v)) if isinstance(v, list) else str(v) for c in columns for v in frame[c]
+    ]
 
 
 def run_recipe(name: str, tmp_path: Path, *overrides: str):
     cfg = load_config(
         RECIPES / name,
-        [f"output.dir={tmp_path / 'runs'}", "train.precision=fp32", "train.log_every=2", *overrides],
+        [
+            f"output.dir={tmp_path / 'runs'}",
+            "train.precision=fp32",
+            "train.log_every=2",
+            *overrides,
+        ],
     )
     return tunelab.train(cfg)
 
@@ -158,7 +187,11 @@ def test_text2pandas_recipe_trains_a_tiny_t5(tmp_path: Path) -> None:
     data = ROOT / "data" / "text2pandas" / "train.jsonl"
     model_dir = tiny_t5(column_texts(data, "question", "code"), tmp_path / "t5")
     result = run_recipe(
-        "text2pandas-t5.yaml", tmp_path, f"model.name={model_dir}", "train.epochs=3", "train.lr=3e-3"
+        "text2pandas-t5.yaml",
+        tmp_path,
+        f"model.name={model_dir}",
+        "train.epochs=3",
+        "train.lr=3e-3",
     )
     test = result.metrics["test"]
     assert test["perplexity_after"] < test["perplexity_before"]
@@ -216,5 +249,7 @@ def test_sft_recipe_on_smollm2_lowers_held_out_perplexity(tmp_path: Path) -> Non
     )
     test = result.metrics["test"]
     assert test["perplexity_after"] < test["perplexity_before"]
-    generations = pd.read_json(result.run_dir / "predictions" / "test_generations.jsonl", lines=True)
+    generations = pd.read_json(
+        result.run_dir / "predictions" / "test_generations.jsonl", lines=True
+    )
     assert generations["prediction"].str.len().min() > 0

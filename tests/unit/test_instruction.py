@@ -8,11 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
-from conftest import word_tokenizer
 from test_cli import assert_one_line_error, run
 from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq2Seq
 
 import tunelab
+from conftest import word_tokenizer
 from tunelab.config import build_config
 from tunelab.data.pairs import causal_format
 from tunelab.errors import ConfigError, DataError, RunDirError
@@ -97,7 +97,7 @@ def test_truncation_is_counted_and_a_fully_masked_answer_has_no_labels() -> None
 
 
 def test_unknown_or_missing_templates_are_one_clear_line() -> None:
-    with pytest.raises(ConfigError, match="task.template 'vicuna' is unknown"):
+    with pytest.raises(ConfigError, match="template 'vicuna' is unknown"):
         cf.choose_template(word_tokenizer(), "vicuna")
     with pytest.raises(ConfigError, match="has no chat template"):
         cf.choose_template(word_tokenizer(), "tokenizer")
@@ -168,7 +168,9 @@ def test_instruction_run_lowers_response_perplexity_and_leaves_checked_artifacts
     saved = AutoTokenizer.from_pretrained(run_dir / "model")
     assert cf.check_saved_template(run_dir / "model", saved)["template"] == "chatml"
 
-    generated = run("generate", str(run_dir), "--prompt", "opposite of good", "--max-new-tokens", "4")
+    generated = run(
+        "generate", str(run_dir), "--prompt", "opposite of good", "--max-new-tokens", "4"
+    )
     assert generated.returncode == 0, generated.stderr
     assert generated.stdout.strip()
 

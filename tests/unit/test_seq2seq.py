@@ -49,6 +49,9 @@ def test_t5_run_learns_writes_generations_and_reloads(
     generation = test["generation"]
     assert generation["examples"] == 8
     assert set(generation) >= {"rouge1", "rouge2", "rougeL", "rougeLsum", "bleu", "chrf"}
+    # The base model's generations are scored too: the baseline the fine-tuned model must beat.
+    assert generation["rougeL"] > test["generation_before"]["rougeL"]
+    assert (result.run_dir / "predictions" / "test_generations_before.jsonl").is_file()
     table = pd.read_json(result.run_dir / "predictions" / "test_generations.jsonl", lines=True)
     assert table["prediction"].tolist()[0] == generation["example"]["prediction"]
     # The saved model generates what the run reported (same code path, greedy decoding).
@@ -61,9 +64,7 @@ def test_t5_run_learns_writes_generations_and_reloads(
 def test_labels_are_padded_with_minus_100_and_targets_keep_eos(
     tmp_path: Path, tiny_t5_dir: Path, opposites_jsonl: Path
 ) -> None:
-    session = prepare_training(
-        build_config(seq2seq_config(tmp_path, tiny_t5_dir, opposites_jsonl))
-    )
+    session = prepare_training(build_config(seq2seq_config(tmp_path, tiny_t5_dir, opposites_jsonl)))
     features = [session.encoded["train"][i] for i in range(4)]
     batch = session.trainer.data_collator(
         [{k: v for k, v in f.items() if k != "length"} for f in features]
@@ -91,9 +92,9 @@ def test_bert2bert_from_an_encoder_trains_with_lora_and_reloads(
 ) -> None:
     rows = toy_rows(160)
     path = tmp_path / "pairs.csv"
-    pd.DataFrame({"source": rows["text"], "target": rows["label"].map({"pos": "good", "neg": "bad"})}).to_csv(
-        path, index=False
-    )
+    pd.DataFrame(
+        {"source": rows["text"], "target": rows["label"].map({"pos": "good", "neg": "bad"})}
+    ).to_csv(path, index=False)
     raw = seq2seq_config(tmp_path, tiny_bert_dir, path, epochs=3)
     raw["method"] = {"name": "lora", "lora": {"r": 4}}
     result = tunelab.train(build_config(raw))
@@ -104,7 +105,9 @@ def test_bert2bert_from_an_encoder_trains_with_lora_and_reloads(
     ids = torch.tensor([[2, 5, 6, 3]])
     with torch.no_grad():
         first = model(input_ids=ids, labels=torch.tensor([[5, 3]])).loss
-        again = load_run_model(result.run_dir).eval()(input_ids=ids, labels=torch.tensor([[5, 3]])).loss
+        again = (
+            load_run_model(result.run_dir).eval()(input_ids=ids, labels=torch.tensor([[5, 3]])).loss
+        )
     torch.testing.assert_close(first, again)
     merged_dir = tmp_path / "merged"
     from tunelab.deploy.export import export_run
@@ -133,11 +136,15 @@ def test_generation_settings_map_onto_transformers() -> None:
     from conftest import word_tokenizer
 
     tokenizer = word_tokenizer()
-    greedy = hf_generation_config(GenerationConfig(num_beams=4, no_repeat_ngram_size=3), tokenizer, 20)
+    greedy = hf_generation_config(
+        GenerationConfig(num_beams=4, no_repeat_ngram_size=3), tokenizer, 20
+    )
     assert greedy.max_new_tokens == 20 and greedy.num_beams == 4 and not greedy.do_sample
     assert greedy.no_repeat_ngram_size == 3 and greedy.eos_token_id == tokenizer.eos_token_id
     sampled = hf_generation_config(
-        GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=5), tokenizer, 20
+        GenerationConfig(do_sample=True, temperature=0.7, top_p=0.9, max_new_tokens=5),
+        tokenizer,
+        20,
     )
     assert sampled.do_sample and sampled.temperature == 0.7 and sampled.top_p == 0.9
     assert sampled.max_new_tokens == 5

@@ -55,7 +55,15 @@ class GenerativeTask:
         return None
 
     def before_training(self, session: Any) -> dict[str, Any]:
-        return perplexities(session, self.eval_collator(session.tokenizer), self.shifted)
+        """The base model's scores: perplexity, and generation when eval.generate_before is on."""
+        before: dict[str, Any] = {
+            "perplexity": perplexities(session, self.eval_collator(session.tokenizer), self.shifted)
+        }
+        if self.run_cfg.eval.generate_before:
+            before["generation"] = self.score_generations(
+                session, session.trainer.model, session.run_dir, "before"
+            )
+        return before
 
     # Subclasses provide these three.
     def eval_collator(self, tokenizer: Any) -> Any:
@@ -75,25 +83,32 @@ class GenerativeTask:
         metrics: dict[str, Any] = {
             split: {
                 "examples": len(session.encoded[split]),
-                "perplexity_before": before[split],
+                "perplexity_before": before["perplexity"][split],
                 "perplexity_after": after[split],
-                "relative_change": after[split] / before[split] - 1,
+                "relative_change": after[split] / before["perplexity"][split] - 1,
             }
             for split in EVAL_SPLITS
         }
-        metrics["test"].update(self.score_generations(session, trained, session.run_dir))
+        generation = self.score_generations(session, trained, session.run_dir, "after")
+        if generation:
+            metrics["test"]["generation"] = generation
+        if before.get("generation"):
+            metrics["test"]["generation_before"] = before["generation"]
         return metrics
 
     def score_generations(
-        self, session: Any, model: PreTrainedModel, run_dir: Path
+        self, session: Any, model: PreTrainedModel, run_dir: Path, when: str
     ) -> dict[str, Any]:
-        """Generate for the first eval.generate_rows test rows; write them with per-example ROUGE-L."""
+        """Generate for the first eval.generate_rows test rows; write them with per-example ROUGE-L.
+
+        `when` is "before" (the base model, a baseline) or "after" training.
+        """
         cfg = self.run_cfg
         rows = session.data.splits["test"].head(cfg.eval.generate_rows)
         if len(rows) == 0:
             return {}
         prompts, references = self.prompts_and_references(session, rows)
-        say(f"generating answers for {len(rows)} test rows to score them")
+        say(f"generating answers for {len(rows)} test rows to score them ({when} training)")
         config = hf_generation_config(
             cfg.task.generation, session.tokenizer, self.default_max_new_tokens
         )
@@ -116,13 +131,14 @@ class GenerativeTask:
             reference=[r[0] for r in references],
             rougeL=per_example,
         )
-        write_table(table, run_dir / "predictions" / "test_generations.jsonl")
+        suffix = "" if when == "after" else "_before"
+        write_table(table, run_dir / "predictions" / f"test_generations{suffix}.jsonl")
         scores["example"] = {
             "prompt": prompts[0],
             "prediction": predictions[0],
             "reference": references[0][0],
         }
-        return {"generation": scores}
+        return scores
 
 
 def _without_length(example: dict[str, Any]) -> dict[str, Any]:
