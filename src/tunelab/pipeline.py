@@ -293,7 +293,7 @@ def _require_classification(cfg: RunConfig, run_dir: Path, command: str) -> None
     if cfg.task.type != "classification":
         raise RunDirError(
             f"{run_dir} is a {cfg.task.type} run; `tunelab {command}` serves classification runs. "
-            "Its perplexities before and after training are in metrics.json."
+            "Its perplexities (and generation scores) are in metrics.json; `tunelab generate` writes text with it."
         )
 
 
@@ -383,10 +383,12 @@ def _describe_data(data: PreparedData) -> None:
     summary = data.summary()["splits"]
     assert isinstance(summary, dict)
     parts = [f"{name} {info['rows']:,} ({info['origin']})" for name, info in summary.items()]
-    say(
-        f"data: text='{data.text_column}' label='{data.label_column}' labels={list(data.labels.names)}; "
-        + ", ".join(parts)
-    )
+    columns = data.report.get("columns")
+    if columns:  # generative data: which columns are the input and the output
+        described = ", ".join(f"{role}='{name}'" for role, name in columns.items())
+    else:
+        described = f"text='{data.text_column}' label='{data.label_column}' labels={list(data.labels.names)}"
+    say(f"data: {described}; " + ", ".join(parts))
 
 
 def _run_config(run_dir: Path) -> RunConfig:

@@ -217,3 +217,59 @@ def test_malformed_conversations_are_one_line(tmp_path: Path, tiny_chat_llama_di
     )
     with pytest.raises(DataError, match="roles must be one of system, user, assistant"):
         tunelab.train(build_config(sft_config(tmp_path, tiny_chat_llama_dir, path)))
+
+
+def test_eos_stays_a_label_when_it_doubles_as_the_pad_token() -> None:
+    tokenizer = word_tokenizer(eos="<|im_end|>")
+    tokenizer.pad_token = tokenizer.eos_token  # as in SmolLM2 and most Llama-style tokenizers
+    cf.choose_template(tokenizer, "chatml")
+    short = cf.encode(tokenizer, QA, 64)
+    longer = cf.encode(tokenizer, [QA[0], {"role": "assistant", "content": "bad awful poor"}], 64)
+    batch = DataCollatorForSeq2Seq(tokenizer, label_pad_token_id=-100)(
+        [{"input_ids": e.input_ids, "labels": e.labels} for e in (short, longer)]
+    )
+    eos = tokenizer.eos_token_id
+    assert batch["labels"][0, len(short.labels) - 1] == eos  # the answer's EOS is learned
+    assert (batch["labels"][0, len(short.labels) :] == -100).all()  # padding is not
+    assert batch["attention_mask"][0, len(short.labels) :].sum() == 0
+
+
+def test_a_tokenizer_without_eos_gets_a_warning_in_the_preflight(
+    tmp_path: Path, tiny_chat_llama_dir: Path, opposites_jsonl: Path
+) -> None:
+    from transformers import PreTrainedTokenizerFast
+
+    backend = word_tokenizer().backend_tokenizer
+    no_eos = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="<pad>", unk_token="<unk>")
+    cfg = build_config(sft_config(tmp_path, tiny_chat_llama_dir, opposites_jsonl))
+    task = task_for(cfg)
+    task.tokenize(no_eos, task.prepare_data(cfg), cfg)
+    assert any("EOS never appears" in w for w in task.preflight["warnings"])
+
+
+def test_generate_answers_a_file_of_prompts(
+    tmp_path: Path, tiny_chat_llama_dir: Path, opposites_jsonl: Path
+) -> None:
+    raw = sft_config(tmp_path, tiny_chat_llama_dir, opposites_jsonl)
+    raw["train"].update(epochs=1)
+    raw["eval"].update(generate_rows=0, generate_before=False)
+    run_dir = tunelab.train(build_config(raw)).run_dir
+    prompts = tmp_path / "prompts.csv"
+    pd.DataFrame({"question": ["opposite of good", "opposite of sad"], "id": [1, 2]}).to_csv(
+        prompts, index=False
+    )
+    out = tmp_path / "answers.jsonl"
+    done = run(
+        "generate",
+        str(run_dir),
+        "--input",
+        str(prompts),
+        "--output",
+        str(out),
+        "--max-new-tokens",
+        "3",
+    )
+    assert done.returncode == 0, done.stderr
+    answers = pd.read_json(out, lines=True)
+    assert answers["id"].tolist() == [1, 2] and answers["generated"].notna().all()
+    assert_one_line_error(run("generate", str(run_dir)), "give either prompts or an input file")
