@@ -6,6 +6,7 @@ modules_to_save) trains, and `save_pretrained` writes the adapter alone.
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from peft import (
@@ -55,7 +56,9 @@ def _new_modules(model: PreTrainedModel) -> list[str] | None:
 
 def _wrap(model: PreTrainedModel, config: Any) -> PreTrainedModel:
     try:
-        return get_peft_model(model, config)
+        with warnings.catch_warnings():  # peft reads a property transformers 5 renamed; not ours to fix
+            warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
+            return get_peft_model(model, config)
     except (ValueError, TypeError, KeyError) as exc:
         first = str(exc).strip().splitlines()[0]
         raise ConfigError(
