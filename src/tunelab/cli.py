@@ -196,6 +196,38 @@ def generate(
             print(json.dumps(record, ensure_ascii=False, default=str))
 
 
+@app.command()
+@user_errors
+def report(
+    run_dir: Annotated[Path, typer.Argument(help="directory of a run")],
+) -> None:
+    """Write RUN_DIR/report.html: run card, data, curves, baselines, errors, forgetting (also written after each run)."""
+    from tunelab.report.html import write_report
+
+    console.print(f"wrote {write_report(run_dir)}")
+
+
+@app.command()
+@user_errors
+def compare(
+    run_dirs: Annotated[list[Path], typer.Argument(help="two or more run directories")],
+    out: Annotated[Path, typer.Option("--out", help="HTML file to write")] = Path("compare.html"),
+) -> None:
+    """One table of headline numbers and overlaid validation-loss curves across runs."""
+    from tunelab.report.compare import COLUMNS, write_comparison
+
+    rows, path = write_comparison(run_dirs, out)
+    table = Table(title=f"{len(rows)} runs")
+    for column in COLUMNS:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS)
+        )
+    console.print(table)
+    console.print(f"wrote {path}")
+
+
 @config_app.command("show")
 @user_errors
 def config_show(
@@ -269,6 +301,7 @@ def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -
     )
     console.print(f"wall time: {wall_seconds:.1f} s")
     console.print(f"run directory: {run_dir}")
+    console.print(f"report: {run_dir / 'report.html'}")
 
 
 def print_perplexities(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
@@ -305,6 +338,7 @@ def print_perplexities(metrics: dict[str, Any], wall_seconds: float, run_dir: Pa
         console.print(f"  reference: {example['reference'][:300]!r}", markup=False)
     console.print(f"wall time: {wall_seconds:.1f} s")
     console.print(f"run directory: {run_dir}")
+    console.print(f"report: {run_dir / 'report.html'}")
 
 
 def main() -> None:

@@ -117,6 +117,9 @@ def train(cfg: RunConfig) -> TrainResult:
     card = session.card
     card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
     atomic_write_json(run_dir / "run_card.json", card)
+    from tunelab.report.html import write_report
+
+    write_report(run_dir)
     return TrainResult(run_dir, metrics, wall)
 
 

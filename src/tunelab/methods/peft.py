@@ -56,7 +56,9 @@ def _new_modules(model: PreTrainedModel) -> list[str] | None:
 
 def _wrap(model: PreTrainedModel, config: Any) -> PreTrainedModel:
     try:
-        with warnings.catch_warnings():  # peft reads a property transformers 5 renamed; not ours to fix
+        with (
+            warnings.catch_warnings()
+        ):  # peft reads a property transformers 5 renamed; not ours to fix
             warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated")
             return get_peft_model(model, config)
     except (ValueError, TypeError, KeyError) as exc:

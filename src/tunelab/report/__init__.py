@@ -1,0 +1,1 @@
+"""Run reports: one self-contained HTML page per run, and a comparison across runs."""
