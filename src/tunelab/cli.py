@@ -291,9 +291,19 @@ def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -
     table.add_column("model")
     table.add_column("accuracy", justify="right")
     table.add_column("macro-F1", justify="right")
+    table.add_column("fine-tuned gain in accuracy [95% CI]", justify="right")
+    comparison = metrics.get("comparison", {})
     for name, report in metrics.get("baselines", {}).items():
-        table.add_row(f"{name} baseline", f"{report['accuracy']:.4f}", f"{report['macro_f1']:.4f}")
-    table.add_row("fine-tuned", f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}")
+        gain = comparison.get(name, {}).get("accuracy")
+        table.add_row(
+            f"{name.replace('_', ' ')} baseline",
+            f"{report['accuracy']:.4f}",
+            f"{report['macro_f1']:.4f}",
+            f"{gain['difference']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]"
+            if gain
+            else "",
+        )
+    table.add_row("fine-tuned", f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}", "")
     console.print(table)
     validation = metrics["validation"]
     console.print(

@@ -435,7 +435,21 @@ class TrainConfig(_Section):
 
 class EvalConfig(_Section):
     baselines: bool = Field(
-        True, description="score a majority-class baseline on the same test split"
+        True,
+        description="classification: score majority-class, TF-IDF + logistic regression and a frozen-encoder "
+        "linear probe on the same test split, each against the fine-tuned model with a bootstrap 95% CI",
+    )
+    probe_train_rows: int = Field(
+        4000,
+        gt=0,
+        description="train rows (stratified sample) embedded for the linear probe: enough for a stable probe, bounded CPU time",
+    )
+    slice_columns: list[str] = Field(
+        default_factory=list,
+        description="classification: columns of the data file (e.g. source, year) to break test accuracy down by",
+    )
+    bootstrap_resamples: int = Field(
+        1000, gt=0, description="paired bootstrap resamples for the confidence intervals"
     )
     generate_before: bool = Field(
         True,

@@ -17,14 +17,24 @@ from transformers import (
 )
 
 from tunelab.config import RunConfig
+from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, prepare_classification
 from tunelab.data.imbalance import class_weights
-from tunelab.evaluation.baselines import majority_baseline
+from tunelab.data.load import read_table
+from tunelab.data.split import stratified_sample
+from tunelab.errors import DataError
+from tunelab.evaluation.baselines import (
+    linear_probe_baseline,
+    majority_baseline,
+    paired_bootstrap,
+    tfidf_baseline,
+)
+from tunelab.evaluation.error_analysis import classification_errors
 from tunelab.evaluation.metrics import SCALAR_METRICS, full_report, scalar_metrics
 from tunelab.inference import Predictor
 from tunelab.io import write_table
 from tunelab.methods import quantized
-from tunelab.models import load_pretrained
+from tunelab.models import load_pretrained, resolve_model_dir
 
 
 class ClassificationTask:
@@ -114,17 +124,18 @@ class ClassificationTask:
             test["text"].tolist()
         )  # once: for the report and the file
         metrics["test"] = full_report(test["label"].to_numpy(), ids, data.labels.names)
+        metrics["test"]["error_analysis"] = classification_errors(
+            test["text"].tolist(),
+            test["label"].to_numpy(),
+            probabilities,
+            data.labels.names,
+            metadata=test_metadata(cfg, data),
+        )
         _write_predictions(
             session.run_dir / "test_predictions.csv", data.labels.names, test, ids, probabilities
         )
         if cfg.eval.baselines:
-            metrics["baselines"] = {
-                "majority": majority_baseline(
-                    data.splits["train"]["label"].to_numpy(),
-                    data.splits["test"]["label"].to_numpy(),
-                    data.labels.names,
-                )
-            }
+            metrics["baselines"], metrics["comparison"] = run_baselines(session, ids)
         return metrics
 
     def loss_function(self, data: PreparedData, cfg: RunConfig) -> Any:
@@ -156,6 +167,77 @@ class ClassificationTask:
         if isinstance(logits, tuple):
             logits = logits[0]
         return scalar_metrics(labels, np.asarray(logits).argmax(-1), np.asarray(logits).shape[-1])
+
+
+def test_metadata(cfg: RunConfig, data: PreparedData) -> pd.DataFrame | None:
+    """The configured slice columns for each test row, read back from the row's source file."""
+    columns = cfg.eval.slice_columns
+    if not columns:
+        return None
+    source = cfg.data.test_file or cfg.data.train_file
+    assert source is not None
+    frame = read_table(source, cfg.data.format, cfg.data.header, cfg.data.quoting, tuple(columns))
+    missing = [c for c in columns if c not in frame.columns]
+    if missing:
+        raise DataError(
+            f"{source}: eval.slice_columns {missing} not found; columns are {list(frame.columns)}. Fix eval.slice_columns."
+        )
+    rows = data.splits["test"]["row"].to_numpy() - 1
+    return frame.iloc[rows][columns].reset_index(drop=True)
+
+
+def run_baselines(session: Any, finetuned: np.ndarray) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Majority, TF-IDF + LR and a frozen-encoder linear probe on the test split, each compared with
+    the fine-tuned predictions by a paired bootstrap (difference = fine-tuned minus baseline)."""
+    cfg, data = session.cfg, session.data
+    train, test = data.splits["train"], data.splits["test"]
+    names = data.labels.names
+    y_test = test["label"].to_numpy()
+    reports: dict[str, Any] = {}
+    predictions: dict[str, np.ndarray] = {}
+    majority = majority_baseline(train["label"].to_numpy(), y_test, names)
+    reports["majority"] = majority
+    predictions["majority"] = np.full_like(y_test, names.index(majority["predicts"]))
+    reports["tfidf_logreg"], predictions["tfidf_logreg"] = tfidf_baseline(
+        train["text"].tolist(),
+        train["label"].to_numpy(),
+        test["text"].tolist(),
+        y_test,
+        names,
+        cfg.train.seed,
+    )
+    probe_rows = stratified_sample(train, cfg.eval.probe_train_rows, cfg.train.seed)
+    say(f"baselines: linear probe on the frozen {cfg.model.name} ({len(probe_rows)} train rows)")
+    reports["linear_probe"], predictions["linear_probe"] = linear_probe_baseline(
+        resolve_model_dir(cfg.model.name),
+        cfg.model,
+        probe_rows["text"].tolist(),
+        probe_rows["label"].to_numpy(),
+        test["text"].tolist(),
+        y_test,
+        names,
+        cfg.data.max_length,
+        cfg.train.eval_batch_size,
+        session.precision,
+        cfg.train.seed,
+    )
+    reports["linear_probe"]["train_rows"] = len(probe_rows)
+    comparison = {
+        name: {
+            metric: paired_bootstrap(
+                y_test,
+                finetuned,
+                predicted,
+                metric,
+                cfg.eval.bootstrap_resamples,
+                cfg.train.seed,
+                len(names),
+            )
+            for metric in ("accuracy", "macro_f1")
+        }
+        for name, predicted in predictions.items()
+    }
+    return reports, comparison
 
 
 def score_split(predictor: Predictor, frame: pd.DataFrame) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from transformers import PreTrainedModel
 
 from tunelab.config import RunConfig
 from tunelab.console import say
+from tunelab.evaluation.error_analysis import generation_errors
 from tunelab.evaluation.text_metrics import GENERATION_METRICS, text_metrics
 from tunelab.generation import generate, hf_generation_config
 from tunelab.io import write_table
@@ -91,8 +92,11 @@ class GenerativeTask:
         }
         generation = self.score_generations(session, trained, session.run_dir, "after")
         if generation:
+            errors = generation.pop("errors")
             metrics["test"]["generation"] = generation
+            metrics["test"]["error_analysis"] = errors
         if before.get("generation"):
+            before["generation"].pop("errors", None)
             metrics["test"]["generation_before"] = before["generation"]
         return metrics
 
@@ -133,6 +137,9 @@ class GenerativeTask:
         )
         suffix = "" if when == "after" else "_before"
         write_table(table, run_dir / "predictions" / f"test_generations{suffix}.jsonl")
+        scores["errors"] = generation_errors(
+            predictions, [r[0] for r in references], prompts, per_example
+        )
         scores["example"] = {
             "prompt": prompts[0],
             "prediction": predictions[0],
