@@ -59,6 +59,9 @@ def train(
     resume: Annotated[
         bool, typer.Option("--resume", help="continue the interrupted run of the same output.name")
     ] = False,
+    seeds: Annotated[
+        int, typer.Option("--seeds", help="repeat with seeds seed..seed+N-1 and report mean ± std")
+    ] = 1,
 ) -> None:
     """Fine-tune as CONFIG says; prints baseline vs fine-tuned metrics and the run directory."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -66,8 +69,53 @@ def train(
     from tunelab.pipeline import train as run_training
 
     extra = ["train.resume=true"] if resume else []
-    result = run_training(load_config(config, [*(overrides or []), *extra]))
+    cfg = load_config(config, [*(overrides or []), *extra])
+    if seeds > 1:
+        from tunelab.evaluation.repeats import repeat_seeds
+
+        print_spread(repeat_seeds(cfg, seeds)["test"], f"test metrics over {seeds} seeds")
+        return
+    result = run_training(cfg)
     print_summary(result.metrics, result.wall_seconds, result.run_dir)
+
+
+@app.command()
+@user_errors
+def cv(
+    config: Annotated[Path, typer.Argument(help="YAML run config (classification)")],
+    overrides: Overrides = None,
+    folds: Annotated[int, typer.Option("--folds", help="number of stratified folds")] = 5,
+) -> None:
+    """k-fold cross-validation: per-fold metrics, mean ± std, out-of-fold predictions."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.config import load_config
+    from tunelab.evaluation.repeats import cross_validate
+
+    summary = cross_validate(load_config(config, overrides), folds)
+    table = Table(title=f"{folds}-fold cross-validation (validation fold of each run)")
+    for column in ("fold", "train rows", "validation rows", "accuracy", "macro-F1"):
+        table.add_column(column, justify="right")
+    for fold in summary["per_fold"]:
+        table.add_row(
+            str(fold["fold"]),
+            str(fold["train_rows"]),
+            str(fold["validation_rows"]),
+            f"{fold['validation']['accuracy']:.4f}",
+            f"{fold['validation']['macro_f1']:.4f}",
+        )
+    console.print(table)
+    print_spread(summary["validation"], "validation folds")
+    print_spread(summary["test"], "the fixed test split, per fold model")
+    console.print(f"out-of-fold predictions: {summary['out_of_fold_file']}")
+
+
+def print_spread(stats: dict[str, dict[str, float]], title: str) -> None:
+    table = Table(title=title)
+    for column in ("metric", "mean", "std", "min", "max"):
+        table.add_column(column, justify="left" if column == "metric" else "right")
+    for metric, s in stats.items():
+        table.add_row(metric, *(f"{s[k]:.4f}" for k in ("mean", "std", "min", "max")))
+    console.print(table)
 
 
 @app.command()
