@@ -444,6 +444,21 @@ class EvalConfig(_Section):
         gt=0,
         description="train rows (stratified sample) embedded for the linear probe: enough for a stable probe, bounded CPU time",
     )
+    forgetting: bool = Field(
+        True,
+        description="after training, compare base and fine-tuned backbone on general text (CLM perplexity for "
+        "decoders, MLM pseudo-perplexity for encoders): catastrophic forgetting, measured",
+    )
+    forgetting_text: str | None = Field(
+        None,
+        description="general-domain .txt (one passage a line); the bundled WikiText-2 sample when unset",
+    )
+    forgetting_passages: int = Field(
+        60, gt=0, description="passages of the general text scored (bounded CPU time)"
+    )
+    forgetting_threshold: float = Field(
+        0.10, gt=0, description="warn when general-text perplexity rises by more than this share"
+    )
     slice_columns: list[str] = Field(
         default_factory=list,
         description="classification: columns of the data file (e.g. source, year) to break test accuracy down by",

@@ -90,6 +90,10 @@ def train(cfg: RunConfig) -> TrainResult:
         tokenizer.save_pretrained(tmp)
         task.save_extras(tmp, data)
     metrics = task.final_metrics(session, trained, before)
+    if cfg.eval.forgetting:
+        from tunelab.evaluation.forgetting_run import measure_forgetting
+
+        metrics["forgetting"] = measure_forgetting(session, trained)
     losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
     metrics["training"] = {
         "train_loss": train_output.training_loss,

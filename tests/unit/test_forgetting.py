@@ -361,3 +361,53 @@ def test_sample_rebuilds_byte_identical(tmp_path: Path, monkeypatch: pytest.Monk
     monkeypatch.setattr(sys, "argv", ["make", "--source", str(SHARED_VALID), "--out", str(out)])
     script.main()
     assert out.read_bytes() == SAMPLE.read_bytes()
+
+
+# --- forgetting in a run ----------------------------------------------------------------------
+
+
+def test_a_run_records_forgetting_on_general_text(tiny_config, tmp_path: Path) -> None:
+    """The tiny BERT classifier has no trained MLM head: the run says so and reports embedding drift."""
+    import tunelab
+    from tunelab.config import build_config
+
+    text = tmp_path / "general.txt"
+    text.write_text("\n".join("the movie was a very good film " * 3 for _ in range(20)) + "\n")
+    raw = tiny_config.to_dict()
+    raw["eval"] = {"baselines": False, "forgetting_text": str(text), "forgetting_passages": 10}
+    forgetting = tunelab.train(build_config(raw)).metrics["forgetting"]
+    assert forgetting["measured"] is False and "MLM head" in forgetting["reason"]
+    assert 0 < forgetting["embedding_cosine_min"] <= forgetting["embedding_cosine_mean"] <= 1
+
+
+def test_a_decoder_run_measures_clm_perplexity_before_and_after(
+    tmp_path: Path, tiny_chat_llama_dir: Path, opposites_jsonl: Path
+) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    import tunelab
+    from tunelab.config import build_config
+    from tunelab.evaluation.forgetting import clm_perplexity
+
+    text = tmp_path / "general.txt"
+    text.write_text(
+        "\n".join("the movie was a very good film and the plot was dull " * 2 for _ in range(30))
+    )
+    raw = {
+        "data": {"train_file": str(opposites_jsonl), "max_length": 64},
+        "model": {"name": str(tiny_chat_llama_dir)},
+        "task": {"type": "causal_lm"},
+        "train": {"epochs": 2, "batch_size": 16, "lr": 5e-3, "precision": "fp32"},
+        "eval": {"generate_rows": 0, "generate_before": False, "forgetting_text": str(text)},
+        "output": {"dir": str(tmp_path / "runs"), "name": "sft"},
+    }
+    result = tunelab.train(build_config(raw))
+    forgetting = result.metrics["forgetting"]
+    assert forgetting["measured"] and forgetting["measure"] == "CLM perplexity"
+    # The "before" number is the base checkpoint's own CLM perplexity on the same passages.
+    model = AutoModelForCausalLM.from_pretrained(tiny_chat_llama_dir)
+    tokenizer = AutoTokenizer.from_pretrained(tiny_chat_llama_dir)
+    texts = read_general_text(text, 60)
+    expected = clm_perplexity(model, tokenizer, texts, batch_size=4)["perplexity"]
+    assert forgetting["before"] == pytest.approx(expected, rel=1e-5)
+    assert forgetting["after"] != pytest.approx(forgetting["before"])

@@ -90,7 +90,12 @@ img { max-width: 100%; } .row { display: flex; flex-wrap: wrap; gap: 1rem; align
 {% for label, g in generation %}<tr><td>{{ label }}</td>{% for n in generation_names %}<td class="num">{{ "%.2f"|format(g[n]) }}</td>{% endfor %}</tr>{% endfor %}
 </table>{% if example %}<h3>Example</h3><pre>{{ example.prompt }}</pre><p><b>generated:</b> {{ example.prediction }}</p><p><b>reference:</b> {{ example.reference }}</p>{% endif %}{% endif %}
 
-{% if forgetting %}<h2 id="forgetting">Forgetting (general text)</h2>
+{% if forgetting and not forgetting.measured %}<h2 id="forgetting">Forgetting (general text)</h2>
+<p>Perplexity not measured: {{ forgetting.reason }}</p>
+{% if forgetting.embedding_cosine_mean is defined %}<table><tr><th>measure</th><th>text</th><th>mean</th><th>min</th></tr>
+<tr><td>{{ forgetting.measure }}</td><td>{{ forgetting.text }}</td><td class="num">{{ "%.4f"|format(forgetting.embedding_cosine_mean) }}</td>
+<td class="num">{{ "%.4f"|format(forgetting.embedding_cosine_min) }}</td></tr></table>{% endif %}{% endif %}
+{% if forgetting and forgetting.measured %}<h2 id="forgetting">Forgetting (general text)</h2>
 <table><tr><th>measure</th><th>text</th><th>base model</th><th>fine-tuned</th><th>change</th></tr>
 <tr><td>{{ forgetting.measure }}</td><td>{{ forgetting.text }}</td><td class="num">{{ "%.3f"|format(forgetting.before) }}</td>
 <td class="num">{{ "%.3f"|format(forgetting.after) }}</td><td class="num">{{ "%+.1f%%"|format(100 * forgetting.relative_change) }}</td></tr></table>
