@@ -116,3 +116,15 @@ def test_the_report_renders_in_chromium(classification_run: Path, tmp_path: Path
         timeout=120,
     )
     assert shot.is_file() and shot.stat().st_size > 20_000  # a page with text and plots, not blank
+
+
+def test_training_curves_also_go_to_tensorboard(classification_run: Path) -> None:
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logs = classification_run / "logs" / "tensorboard"
+    assert list(logs.glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(logs))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert "train/loss" in tags and "eval/loss" in tags
+    assert len(events.Scalars("eval/loss")) >= 3  # one per epoch (3) plus the one before training

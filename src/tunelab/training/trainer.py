@@ -17,6 +17,7 @@ from transformers import (
     Trainer,
     TrainingArguments,
 )
+from transformers.integrations import TensorBoardCallback
 
 from tunelab.config import RunConfig
 from tunelab.methods.gradual import GradualUnfreezing
@@ -117,6 +118,9 @@ def build_trainer(
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
+    tensorboard = TensorBoardCallback()
+    tensorboard.logging_dir = str(run_dir / "logs" / "tensorboard")  # `tensorboard --logdir runs`
+    trainer.add_callback(tensorboard)
     if cfg.method.name == "gradual_unfreeze":
         steps_per_epoch = len(trainer.get_train_dataloader()) // cfg.train.grad_accum
         trainer.add_callback(
