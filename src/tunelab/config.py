@@ -481,6 +481,14 @@ class OutputConfig(_Section):
     dir: str = Field("runs", description="parent of the run directories")
     name: str | None = Field(None, description="run directory name; <task>-<timestamp> when unset")
     overwrite: bool = Field(False, description="replace an existing run directory of the same name")
+    tracking: Literal["none", "mlflow"] = Field(
+        "none", description="also log the finished run to MLflow (pip install 'tunelab[mlflow]')"
+    )
+    tracking_uri: str | None = Field(
+        None,
+        description="MLflow tracking URI; a local SQLite store, <output.dir>/mlflow.db, when unset",
+    )
+    experiment: str = Field("tunelab", description="MLflow experiment name")
 
 
 class RunConfig(_Section):

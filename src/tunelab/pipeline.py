@@ -31,6 +31,7 @@ from tunelab.models import load_tokenizer, resolve_model_dir
 from tunelab.runcard import base_card, now, split_sha256
 from tunelab.tasks import Task, task_for
 from tunelab.tasks.classification import score_split
+from tunelab.tracking import check_tracking, track_run
 from tunelab.training.precision import resolve_precision
 from tunelab.training.trainer import build_trainer
 
@@ -124,12 +125,14 @@ def train(cfg: RunConfig) -> TrainResult:
     from tunelab.report.html import write_report
 
     write_report(run_dir)
+    track_run(cfg, run_dir, metrics)
     return TrainResult(run_dir, metrics, wall)
 
 
 def prepare_training(cfg: RunConfig) -> TrainingSession:
     """Validate → data → run directory → tokenizer → model → method → Trainer."""
     cfg = cfg.validated()
+    check_tracking(cfg)
     hf_logging.set_verbosity_error()  # load reports and deprecations would drown the progress lines
     hf_logging.disable_progress_bar()
     if not sys.stderr.isatty():  # bars only help on a terminal; in logs they are noise

@@ -128,3 +128,24 @@ def test_training_curves_also_go_to_tensorboard(classification_run: Path) -> Non
     tags = events.Tags()["scalars"]
     assert "train/loss" in tags and "eval/loss" in tags
     assert len(events.Scalars("eval/loss")) >= 3  # one per epoch (3) plus the one before training
+
+
+def test_a_run_can_be_tracked_in_a_local_mlflow_store(tiny_config, tmp_path: Path) -> None:
+    mlflow = pytest.importorskip(
+        "mlflow", reason="mlflow is not installed (pip install 'tunelab[mlflow]')"
+    )
+    raw = tiny_config.to_dict()
+    raw["train"].update(epochs=1)
+    raw["eval"] = {"baselines": False, "forgetting": False}
+    raw["output"].update(tracking="mlflow", experiment="tests")
+    run_dir = tunelab.train(build_config(raw)).run_dir
+    mlflow.set_tracking_uri(f"sqlite:///{Path(raw['output']['dir']).resolve() / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["tests"], output_format="list")
+    assert len(runs) == 1 and runs[0].info.run_name == run_dir.name
+    data = runs[0].data
+    assert data.params["train.epochs"] == "1.0" and "test_accuracy" in data.metrics
+    client = mlflow.MlflowClient()
+    assert len(client.get_metric_history(runs[0].info.run_id, "eval_loss")) >= 2  # before + after
+    artifacts = {a.path for a in client.list_artifacts(runs[0].info.run_id)}
+    assert {"metrics.json", "report.html", "run_card.json"} <= artifacts
+    assert (Path(raw["output"]["dir"]) / "mlartifacts").is_dir()  # beside the store, not in the cwd
