@@ -12,7 +12,8 @@ from typing import Any
 from tunelab.config import ModelConfig, RunConfig
 from tunelab.errors import RunDirError
 from tunelab.generation import generate, hf_generation_config
-from tunelab.inference import load_run_model, read_json
+from tunelab.inference import load_run_model
+from tunelab.io import read_json
 from tunelab.models import load_tokenizer
 from tunelab.tasks import chat_format
 from tunelab.training.precision import resolve_precision

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from tunelab.config import ModelConfig
 from tunelab.data.labels import LabelMap
 from tunelab.errors import RunDirError
 from tunelab.evaluation.metrics import softmax
+from tunelab.io import read_json
 from tunelab.models import load_pretrained, load_tokenizer, resolve_model_dir
 from tunelab.training.precision import autocast, resolve_precision
 
@@ -151,10 +151,3 @@ def _base_model(
     return load_pretrained(
         auto_class, base_dir, ModelConfig(name=source), head, ignore_mismatched_sizes=True
     )
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None

@@ -80,3 +80,23 @@ def write_table(frame: pd.DataFrame, path: Path) -> None:
         raise ConfigError(
             f"cannot write '{path.name}': use one of {', '.join(TABLE_SUFFIXES)} for the output file."
         )
+
+
+def read_json(path: str | Path) -> dict[str, Any] | None:
+    """A JSON object from a file, or None when the file is missing, unreadable or not an object."""
+    try:
+        loaded = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys: {"train": {"lr": 1}} → {"train.lr": 1}."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat.update(flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat

@@ -24,7 +24,7 @@ from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
 from tunelab.data.inspect import build_report, write_report
 from tunelab.errors import ConfigError, ModelError, RunDirError
 from tunelab.inference import Predictor
-from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, write_table
+from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, flatten, write_table
 from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
@@ -309,8 +309,8 @@ def _require_classification(cfg: RunConfig, run_dir: Path, command: str) -> None
 
 def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
     """A resumed run must be the interrupted run: any changed setting (but train.resume) is refused."""
-    before = _flatten(_run_config(run_dir).to_dict())
-    now_ = _flatten(cfg.to_dict())
+    before = flatten(_run_config(run_dir).to_dict())
+    now_ = flatten(cfg.to_dict())
     changed = sorted(
         k
         for k in before.keys() | now_.keys()
@@ -321,16 +321,6 @@ def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
         raise ConfigError(
             f"train.resume: the config differs from the interrupted run's ({shown}). Resume with the same config, or start a new run."
         )
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def _latest_checkpoint(run_dir: Path) -> Path | None:

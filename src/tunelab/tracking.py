@@ -16,6 +16,7 @@ from typing import Any
 from tunelab.config import RunConfig
 from tunelab.console import say
 from tunelab.errors import ConfigError
+from tunelab.io import flatten
 
 ARTIFACTS = ("config.yaml", "run_card.json", "metrics.json", "report.html")
 
@@ -42,7 +43,9 @@ def track_run(cfg: RunConfig, run_dir: Path, metrics: dict[str, Any]) -> str | N
         mlflow.create_experiment(cfg.output.experiment, artifact_location=artifacts)
     mlflow.set_experiment(cfg.output.experiment)
     with mlflow.start_run(run_name=run_dir.name) as run:
-        mlflow.log_params(_flatten(cfg.to_dict()))
+        mlflow.log_params(
+            {k: str(v)[:500] for k, v in flatten(cfg.to_dict()).items()}
+        )  # MLflow caps values
         for entry in _log_entries(run_dir):
             step = int(entry.pop("step", 0))
             values = {
@@ -81,13 +84,3 @@ def _log_entries(run_dir: Path) -> list[dict[str, Any]]:
     return [
         json.loads(line) for line in log.read_text(encoding="utf-8").splitlines() if line.strip()
     ]
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, str]:
-    flat: dict[str, str] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = str(value)[:500]  # MLflow caps parameter values
-    return flat

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment
 
 from tunelab.errors import RunDirError
-from tunelab.io import atomic_write_text
+from tunelab.io import atomic_write_text, read_json
 from tunelab.report import plots
 
 TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tunelab compare</title>
@@ -39,7 +38,7 @@ def compare_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """One row of headline numbers per run (blank where a run's task does not have them)."""
     rows = []
     for run_dir in run_dirs:
-        card, metrics = _read(run_dir / "run_card.json"), _read(run_dir / "metrics.json")
+        card, metrics = read_json(run_dir / "run_card.json"), read_json(run_dir / "metrics.json")
         if card is None:
             raise RunDirError(f"{run_dir} has no run_card.json. Pass directories of tunelab runs.")
         test = (metrics or {}).get("test", {})
@@ -65,7 +64,7 @@ def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[dict[str, An
     rows = compare_runs(run_dirs)
     losses: dict[str, list[tuple[float, float]]] = {}
     for run_dir in run_dirs:
-        curve = ((_read(run_dir / "metrics.json") or {}).get("training") or {}).get(
+        curve = ((read_json(run_dir / "metrics.json") or {}).get("training") or {}).get(
             "validation_curve", []
         )
         losses[run_dir.name] = [
@@ -79,11 +78,3 @@ def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[dict[str, An
     )
     atomic_write_text(out, html)
     return rows, out
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return loaded if isinstance(loaded, dict) else None

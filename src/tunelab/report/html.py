@@ -14,7 +14,7 @@ from typing import Any
 from jinja2 import Environment
 
 from tunelab.errors import RunDirError
-from tunelab.io import atomic_write_text
+from tunelab.io import atomic_write_text, read_json
 from tunelab.report import plots
 
 CURVE_SKIP = {"runtime", "samples_per_second", "steps_per_second", "step", "epoch"}
@@ -116,10 +116,10 @@ img { max-width: 100%; } .row { display: flex; flex-wrap: wrap; gap: 1rem; align
 def write_report(run_dir: str | Path) -> Path:
     """Build report.html in the run directory (atomically) and return its path."""
     run_dir = Path(run_dir)
-    card = _read(run_dir / "run_card.json")
+    card = read_json(run_dir / "run_card.json")
     if card is None:
         raise RunDirError(f"{run_dir} has no run_card.json. Pass the directory of a tunelab run.")
-    metrics = _read(run_dir / "metrics.json") or {}
+    metrics = read_json(run_dir / "metrics.json") or {}
     html = (
         Environment(autoescape=True)
         .from_string(TEMPLATE)
@@ -140,7 +140,7 @@ def _context(run_dir: Path, card: dict[str, Any], metrics: dict[str, Any]) -> di
         "run_dir": str(run_dir),
         "card": card,
         "facts": _facts(card, metrics),
-        "data": _read(run_dir / "data_report.json"),
+        "data": read_json(run_dir / "data_report.json"),
         "curves": _curves(run_dir, metrics),
         "baselines": _baselines(metrics),
         "test_rows": test.get("rows"),
@@ -280,11 +280,3 @@ def _interval(result: dict[str, float] | None) -> str:
     if not result:
         return ""
     return f"{result['difference']:+.4f} [{result['ci_low']:+.4f}, {result['ci_high']:+.4f}]"
-
-
-def _read(path: Path) -> dict[str, Any] | None:
-    try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return None
-    return loaded if isinstance(loaded, dict) else None
