@@ -56,11 +56,21 @@ def classification_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: 
 
 def test_every_run_writes_a_self_contained_report(classification_run: Path) -> None:
     html = (classification_run / "report.html").read_text()
-    for section in ("run-card", "data", "training", "baselines", "per-class"):
+    for section in (
+        "run-card",
+        "data",
+        "training",
+        "baselines",
+        "per-class",
+        "errors",
+        "forgetting",
+    ):
         assert f'id="{section}"' in html, section
     assert html.count("data:image/png;base64,") >= 2  # curves and the confusion matrix, embedded
     assert not re.search(r'src="(?!data:)', html)  # nothing loaded from elsewhere
-    assert "majority baseline" in html
+    for row in ("majority baseline", "tfidf_logreg baseline", "linear_probe baseline"):
+        assert row in html
+    assert "Calibration" in html and "embedding drift" in html  # the tiny BERT has no MLM head
 
 
 def test_report_command_rewrites_it_and_bad_paths_are_one_line(
