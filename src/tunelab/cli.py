@@ -276,6 +276,43 @@ def compare(
     console.print(f"wrote {path}")
 
 
+@app.command()
+@user_errors
+def search(
+    config: Annotated[Path, typer.Argument(help="YAML run config with a search: section")],
+    overrides: Overrides = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="continue the study of the same output.name")
+    ] = False,
+    workers: Annotated[
+        int, typer.Option("--workers", help="trial processes sharing the study (2-core box: 1)")
+    ] = 1,
+) -> None:
+    """Hyperparameter search (grid / random / Bayesian with pruning); leaderboard and best.yaml."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import pandas as pd
+
+    from tunelab.config import load_config
+    from tunelab.search import run_search
+
+    summary = run_search(load_config(config, overrides), resume=resume, workers=workers)
+    board = pd.read_csv(summary["leaderboard"]) if Path(summary["leaderboard"]).is_file() else None
+    if board is not None:
+        table = Table(
+            title=f"{summary['trials']} trials, {summary['direction']} validation {summary['metric']}"
+        )
+        for column in board.columns:
+            table.add_column(str(column))
+        for record in board.head(20).itertuples(index=False):
+            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in record))
+        console.print(table)
+    if "best_config" in summary:
+        console.print(
+            f"best: trial {summary['best_trial']}, {summary['metric']} {summary['best_value']:.4f}"
+        )
+        console.print(f"reproduce it: tunelab train {summary['best_config']}")
+
+
 @config_app.command("show")
 @user_errors
 def config_show(

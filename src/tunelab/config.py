@@ -491,6 +491,64 @@ class OutputConfig(_Section):
     experiment: str = Field("tunelab", description="MLflow experiment name")
 
 
+class ParamSpec(_Section):
+    """One dimension of a search space, over any config key (a dotted path)."""
+
+    type: Literal["loguniform", "uniform", "int", "choice"] = Field(
+        description="loguniform/uniform: floats in [low, high]; int: integers; choice: one of values"
+    )
+    low: float | None = Field(None, description="lower bound (loguniform, uniform, int)")
+    high: float | None = Field(None, description="upper bound (loguniform, uniform, int)")
+    log: bool = Field(False, description="int: sample on a log scale")
+    values: list[Any] | None = Field(None, description="choice: the candidate values")
+
+    @model_validator(mode="after")
+    def _usable(self) -> ParamSpec:
+        if self.type == "choice":
+            if not self.values:
+                raise ValueError("a choice needs at least one value in 'values'")
+            return self
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} range needs both low and high")
+        if not self.low < self.high:
+            raise ValueError(f"the range is empty: low {self.low} is not below high {self.high}")
+        if (self.type == "loguniform" or self.log) and self.low <= 0:
+            raise ValueError(f"a log-scale range needs low > 0; got {self.low}")
+        return self
+
+
+class SearchConfig(_Section):
+    """`tunelab search`: hyperparameter search with Optuna over any config keys."""
+
+    space: dict[str, ParamSpec] = Field(
+        default_factory=dict,
+        description="dotted config key → range, e.g. train.lr: {type: loguniform, low: 1e-5, high: 3e-4}",
+    )
+    strategy: Literal["grid", "random", "bayesian"] = Field(
+        "bayesian", description="Optuna's GridSampler / RandomSampler / TPESampler"
+    )
+    n_trials: int | None = Field(
+        None, gt=0, description="trials to finish (pruned ones count); grid: every point when unset"
+    )
+    metric: str | None = Field(
+        None,
+        description="validation metric to optimize; train.best_metric or the task default when unset",
+    )
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median",
+        description="stop trials whose intermediate validation metric is worse than the others'",
+    )
+    storage: str | None = Field(
+        None,
+        description="SQLAlchemy URL of the study; a SQLite file in the search directory when unset",
+    )
+    cv_folds: int | None = Field(
+        None,
+        ge=2,
+        description="score each trial by the mean of k-fold cross-validation (classification)",
+    )
+
+
 class RunConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
@@ -499,6 +557,7 @@ class RunConfig(_Section):
     train: TrainConfig = Field(default_factory=TrainConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+    search: SearchConfig = Field(default_factory=SearchConfig)
 
     def problems(self) -> list[str]:
         """Checks that span fields or need the registries; [] when the config is usable."""
@@ -551,14 +610,39 @@ class RunConfig(_Section):
             found.append(
                 f"data.text_column and data.label_column must differ; both are '{self.data.text_column}'."
             )
+        found.extend(self._search_problems())
         if self.task.type in TASKS and not found:
             from tunelab.tasks import task_for
 
             metrics = task_for(self).metric_names
+            if self.search.metric is not None and self.search.metric not in metrics:
+                found.append(
+                    f"search.metric must be a validation metric the task reports; got '{self.search.metric}'."
+                    f"{did_you_mean(self.search.metric, metrics)} Known: {', '.join(metrics)}."
+                )
             if self.train.best_metric is not None and self.train.best_metric not in metrics:
                 found.append(
                     f"train.best_metric must be a metric the task reports; got '{self.train.best_metric}'."
                     f"{did_you_mean(self.train.best_metric, metrics)} Known: {', '.join(metrics)}."
+                )
+        return found
+
+    def _search_problems(self) -> list[str]:
+        from tunelab.io import flatten
+
+        keys = [k for k in flatten(RunConfig().to_dict()) if not k.startswith("search.")]
+        found = []
+        for key in self.search.space:
+            if key not in keys:
+                found.append(
+                    f"search.space: unknown key path '{key}'.{did_you_mean(key, keys)} Use a dotted config key such as train.lr."
+                )
+        if self.search.strategy == "grid":
+            ranges = [k for k, spec in self.search.space.items() if spec.type != "choice"]
+            if ranges:
+                found.append(
+                    f"search.strategy=grid needs choice values for every key; {', '.join(ranges)} "
+                    "is a range. Give values: [...] or use strategy random/bayesian."
                 )
         return found
 

@@ -60,10 +60,15 @@ class TrainingSession:
     task: Task
 
 
-def train(cfg: RunConfig) -> TrainResult:
-    """Fine-tune as configured; returns the run directory and its metrics."""
+def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
+    """Fine-tune as configured; returns the run directory and its metrics.
+
+    `callbacks` are extra TrainerCallbacks (the hyperparameter search adds its pruning hook).
+    """
     started = time.perf_counter()
     session = prepare_training(cfg)
+    for callback in callbacks:  # e.g. the search's pruning hook
+        session.trainer.add_callback(callback)
     checkpoint = _latest_checkpoint(session.run_dir) if session.cfg.train.resume else None
     cfg, data, run_dir, tokenizer, trainer = (
         session.cfg,
