@@ -25,6 +25,7 @@ from tunelab.errors import ConfigError
 from tunelab.io import atomic_write_json, atomic_write_text, write_table
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+optuna.logging.set_verbosity(optuna.logging.WARNING)  # tunelab prints one line per trial itself
 
 
 def search_dir(cfg: RunConfig) -> Path:
@@ -217,8 +218,20 @@ def _optimize(study: optuna.Study, cfg: RunConfig, metric: str, target: int) -> 
         return
     stop_at_target = optuna.study.MaxTrialsCallback(target, states=FINISHED)
     study.optimize(
-        make_objective(cfg, metric), n_trials=remaining, callbacks=[stop_at_target], catch=()
+        make_objective(cfg, metric),
+        n_trials=remaining,
+        callbacks=[stop_at_target, _announce],
+        catch=(),
     )
+
+
+def _announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    if trial.state == optuna.trial.TrialState.COMPLETE:
+        say(
+            f"trial {trial.number} finished: {trial.value:.4f} (best so far {study.best_value:.4f})"
+        )
+    elif trial.state == optuna.trial.TrialState.PRUNED:
+        say(f"trial {trial.number} pruned at step {trial.last_step}")
 
 
 def _retry_interrupted(study: optuna.Study) -> None:
