@@ -525,7 +525,9 @@ class SearchConfig(_Section):
         description="dotted config key → range, e.g. train.lr: {type: loguniform, low: 1e-5, high: 3e-4}",
     )
     strategy: Literal["grid", "random", "bayesian"] = Field(
-        "bayesian", description="Optuna's GridSampler / RandomSampler / TPESampler"
+        "bayesian",
+        description="grid: every combination of choices (queued in the study, so workers never repeat one); "
+        "random: Optuna's RandomSampler; bayesian: TPESampler",
     )
     n_trials: int | None = Field(
         None, gt=0, description="trials to finish (pruned ones count); grid: every point when unset"

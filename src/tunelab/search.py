@@ -11,6 +11,8 @@ several processes or machines can work on one study.
 
 from __future__ import annotations
 
+import fcntl
+import itertools
 import math
 import multiprocessing
 from pathlib import Path
@@ -148,10 +150,10 @@ def open_study(cfg: RunConfig, direction: str, create: bool = True) -> optuna.St
 
 def _sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
     seed = cfg.train.seed
-    if cfg.search.strategy == "grid":
-        grid = {key: list(spec.values or []) for key, spec in cfg.search.space.items()}
-        return optuna.samplers.GridSampler(grid, seed=seed)
-    if cfg.search.strategy == "random":
+    if cfg.search.strategy in (
+        "grid",
+        "random",
+    ):  # grid: every point is enqueued (see _enqueue_grid)
         return optuna.samplers.RandomSampler(seed=seed)
     return optuna.samplers.TPESampler(seed=seed)
 
@@ -191,6 +193,8 @@ def run_search(cfg: RunConfig, resume: bool = False, workers: int = 1) -> dict[s
         )
     if resume:
         _retry_interrupted(study)
+    elif cfg.search.strategy == "grid":
+        _enqueue_grid(study, cfg)
     if workers > 1:
         context = multiprocessing.get_context("spawn")
         processes = [
@@ -213,16 +217,34 @@ def _worker(raw: dict[str, Any], metric: str, target: int) -> None:
 
 
 def _optimize(study: optuna.Study, cfg: RunConfig, metric: str, target: int) -> None:
-    remaining = target - sum(t.state in FINISHED for t in study.trials)
-    if remaining <= 0:
-        return
-    stop_at_target = optuna.study.MaxTrialsCallback(target, states=FINISHED)
-    study.optimize(
-        make_objective(cfg, metric),
-        n_trials=remaining,
-        callbacks=[stop_at_target, _announce],
-        catch=(),
-    )
+    """Ask, run, tell until `target` trials have finished or are running (in any process).
+
+    Asking happens under a file lock, so two workers on one machine never draw the same grid
+    point (GridSampler skips points that are running, but only if it sees them).
+    """
+    objective = make_objective(cfg, metric)
+    lock_path = search_dir(cfg) / ".ask.lock"
+    while True:
+        with lock_path.open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            taken = len(
+                study.get_trials(
+                    deepcopy=False, states=(*FINISHED, optuna.trial.TrialState.RUNNING)
+                )
+            )
+            if taken >= target:
+                return
+            trial = study.ask()
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        else:
+            study.tell(trial, value)
+        _announce(study, study.trials[trial.number])
 
 
 def _announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
@@ -232,6 +254,16 @@ def _announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
         )
     elif trial.state == optuna.trial.TrialState.PRUNED:
         say(f"trial {trial.number} pruned at step {trial.last_step}")
+
+
+def _enqueue_grid(study: optuna.Study, cfg: RunConfig) -> None:
+    """Every grid point as a queued trial: workers pop them one by one, so none runs twice.
+
+    (Optuna's GridSampler picks points while sampling, which two processes can do at once.)
+    """
+    keys = list(cfg.search.space)
+    for point in itertools.product(*(cfg.search.space[k].values or [] for k in keys)):
+        study.enqueue_trial(dict(zip(keys, point, strict=True)))
 
 
 def _retry_interrupted(study: optuna.Study) -> None:
