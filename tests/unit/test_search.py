@@ -47,13 +47,16 @@ def test_grid_enumerates_exactly_the_product_of_choices(tiny_config) -> None:
     summary = run_search(cfg)
     params = finished_params(cfg)
     expected = {
-        (("train.batch_size", b), ("train.lr", lr)) for lr, b in itertools.product([1e-3, 5e-3], [8, 16, 32])
+        (("train.batch_size", b), ("train.lr", lr))
+        for lr, b in itertools.product([1e-3, 5e-3], [8, 16, 32])
     }
     assert len(params) == 6 and set(params) == expected
     assert summary["trials"] == 6 and (search_dir(cfg) / "leaderboard.csv").is_file()
 
 
-@pytest.mark.parametrize("sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)])
+@pytest.mark.parametrize(
+    "sampler", [optuna.samplers.RandomSampler(seed=0), optuna.samplers.TPESampler(seed=0)]
+)
 def test_random_and_tpe_respect_bounds_and_types(tiny_config, sampler) -> None:
     cfg = build_config(
         search_raw(
@@ -78,7 +81,9 @@ def test_random_and_tpe_respect_bounds_and_types(tiny_config, sampler) -> None:
 
 
 def test_pruning_stops_a_trial_whose_validation_metric_is_worse() -> None:
-    study = optuna.create_study(direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2))
+    study = optuna.create_study(
+        direction="maximize", pruner=optuna.pruners.MedianPruner(n_startup_trials=2)
+    )
     for value in (0.8, 0.9):  # two finished trials that were good at every step
         trial = study.ask()
         for step in (10, 20):
@@ -106,13 +111,17 @@ def test_a_search_prunes_trials_that_fall_behind(tiny_config) -> None:
     assert summary["best_params"]["train.lr"] in (5e-3, 4e-3)
 
 
-def test_a_killed_search_resumes_without_rerunning_finished_trials(tiny_config, tmp_path: Path) -> None:
+def test_a_killed_search_resumes_without_rerunning_finished_trials(
+    tiny_config, tmp_path: Path
+) -> None:
     raw = search_raw(tiny_config, strategy="random", n_trials=5, pruner="none", space=GRID)
     raw["train"].update(epochs=4)
     config = write_config(tmp_path / "search.yaml", raw)
     cfg = load_config(config)
     db = search_dir(cfg) / "study.db"
-    process = subprocess.Popen([TUNELAB, "search", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [TUNELAB, "search", str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 240
     while time.time() < deadline:
         time.sleep(1)
@@ -139,8 +148,12 @@ def _states(cfg, state: str) -> list:
     return [t for t in study.trials if t.state.name == state]
 
 
-def test_two_workers_share_one_sqlite_study_without_duplicate_grid_points(tiny_config, tmp_path: Path) -> None:
-    config = write_config(tmp_path / "grid.yaml", search_raw(tiny_config, strategy="grid", space=GRID))
+def test_two_workers_share_one_sqlite_study_without_duplicate_grid_points(
+    tiny_config, tmp_path: Path
+) -> None:
+    config = write_config(
+        tmp_path / "grid.yaml", search_raw(tiny_config, strategy="grid", space=GRID)
+    )
     done = run("search", str(config), "--workers", "2")
     assert done.returncode == 0, done.stderr
     params = finished_params(load_config(config))
@@ -150,7 +163,10 @@ def test_two_workers_share_one_sqlite_study_without_duplicate_grid_points(tiny_c
 def test_best_yaml_reproduces_the_best_trial(tiny_config) -> None:
     cfg = build_config(
         search_raw(
-            tiny_config, strategy="random", n_trials=3, pruner="none",
+            tiny_config,
+            strategy="random",
+            n_trials=3,
+            pruner="none",
             space={"train.lr": {"type": "loguniform", "low": 1e-3, "high": 1e-2}},
         )
     )
@@ -165,12 +181,17 @@ def test_best_yaml_reproduces_the_best_trial(tiny_config) -> None:
 @pytest.mark.parametrize(
     ("space", "fragment"),
     [
-        ({"train.lrr": {"type": "uniform", "low": 0, "high": 1}}, "unknown key path 'train.lrr'. Did you mean 'train.lr'"),
+        (
+            {"train.lrr": {"type": "uniform", "low": 0, "high": 1}},
+            "unknown key path 'train.lrr'. Did you mean 'train.lr'",
+        ),
         ({"train.lr": {"type": "uniform", "low": 1, "high": 1}}, "the range is empty"),
         ({"train.lr": {"type": "choice", "values": []}}, "a choice needs at least one value"),
     ],
 )
-def test_bad_search_spaces_are_one_line(tiny_config, tmp_path: Path, space: dict, fragment: str) -> None:
+def test_bad_search_spaces_are_one_line(
+    tiny_config, tmp_path: Path, space: dict, fragment: str
+) -> None:
     config = write_config(tmp_path / "bad.yaml", search_raw(tiny_config, n_trials=2, space=space))
     assert_one_line_error(run("search", str(config)), fragment)
 
