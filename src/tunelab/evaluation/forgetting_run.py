@@ -36,7 +36,7 @@ def measure_forgetting(session: Any, trained: PreTrainedModel) -> dict[str, Any]
     base_dir = resolve_model_dir(cfg.model.name)
     config = AutoConfig.from_pretrained(base_dir)
     if getattr(config, "is_encoder_decoder", False) or cfg.task.type == "seq2seq":
-        return _skipped("not measured for seq2seq models (no single LM head to score general text)")
+        return _skipped("seq2seq models have no single LM head to score general text")
     adapter = _adapter(trained)
     if adapter in NOT_MERGEABLE:
         return _skipped(
@@ -115,4 +115,4 @@ def _adapter(model: PreTrainedModel) -> str | None:
 
 def _skipped(reason: str) -> dict[str, Any]:
     say(f"forgetting: {reason}")
-    return {"measured": False, "reason": reason}
+    return {"measured": False, "reason": f"perplexity not measured: {reason}"}

@@ -91,7 +91,7 @@ img { max-width: 100%; } .row { display: flex; flex-wrap: wrap; gap: 1rem; align
 </table>{% if example %}<h3>Example</h3><pre>{{ example.prompt }}</pre><p><b>generated:</b> {{ example.prediction }}</p><p><b>reference:</b> {{ example.reference }}</p>{% endif %}{% endif %}
 
 {% if forgetting and not forgetting.measured %}<h2 id="forgetting">Forgetting (general text)</h2>
-<p>Perplexity not measured: {{ forgetting.reason }}</p>
+<p>{{ forgetting.reason }}</p>
 {% if forgetting.embedding_cosine_mean is defined %}<table><tr><th>measure</th><th>text</th><th>mean</th><th>min</th></tr>
 <tr><td>{{ forgetting.measure }}</td><td>{{ forgetting.text }}</td><td class="num">{{ "%.4f"|format(forgetting.embedding_cosine_mean) }}</td>
 <td class="num">{{ "%.4f"|format(forgetting.embedding_cosine_min) }}</td></tr></table>{% endif %}{% endif %}
