@@ -540,6 +540,12 @@ class SearchConfig(_Section):
         "median",
         description="stop trials whose intermediate validation metric is worse than the others'",
     )
+    prune_after_epochs: float = Field(
+        1.0,
+        ge=0,
+        description="no trial is pruned before it has seen this many epochs: early curves are noisy "
+        "(in a 1,000-row SST-2 search, trials pruned at a quarter epoch had settings close to the best one's)",
+    )
     storage: str | None = Field(
         None,
         description="SQLAlchemy URL of the study; a SQLite file in the search directory when unset",

@@ -89,10 +89,13 @@ class PruneOnValidation(TrainerCallback):
         value = (metrics or {}).get(f"eval_{self.metric}")
         if value is None:
             return
-        self.trial.report(float(value), step=state.global_step)
+        # Steps are hundredths of an epoch: trials with other batch sizes are compared at the
+        # same amount of data seen, not at the same optimizer step.
+        step = round(100 * (state.epoch or 0))
+        self.trial.report(float(value), step=step)
         if self.trial.should_prune():
             raise optuna.TrialPruned(
-                f"pruned at step {state.global_step} with {self.metric} {value:.4f}"
+                f"pruned at epoch {step / 100:.2f} with {self.metric} {value:.4f}"
             )
 
 
@@ -159,10 +162,11 @@ def _sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
 
 
 def _pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
+    warmup = round(100 * cfg.search.prune_after_epochs)  # reported steps are hundredths of an epoch
     if cfg.search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=0)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup)
     if cfg.search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner()
+        return optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1))
     return optuna.pruners.NopPruner()
 
 
@@ -253,7 +257,7 @@ def _announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
             f"trial {trial.number} finished: {trial.value:.4f} (best so far {study.best_value:.4f})"
         )
     elif trial.state == optuna.trial.TrialState.PRUNED:
-        say(f"trial {trial.number} pruned at step {trial.last_step}")
+        say(f"trial {trial.number} pruned at epoch {(trial.last_step or 0) / 100:.2f}")
 
 
 def _enqueue_grid(study: optuna.Study, cfg: RunConfig) -> None:
@@ -292,7 +296,7 @@ def summarize(cfg: RunConfig, study: optuna.Study, metric: str) -> dict[str, Any
                 metric: trial.value,
                 **{f"param {k}": v for k, v in trial.params.items()},
                 f"test {metric}": trial.user_attrs.get(f"test_{metric}"),
-                "last reported step": trial.last_step,
+                "last reported epoch": (trial.last_step or 0) / 100,
                 "seconds": round(duration, 1) if duration is not None else None,
             }
         )

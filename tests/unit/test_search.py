@@ -89,7 +89,7 @@ def test_pruning_stops_a_trial_whose_validation_metric_is_worse() -> None:
         for step in (10, 20):
             trial.report(value, step)
         study.tell(trial, value)
-    state, control = SimpleNamespace(global_step=10), SimpleNamespace()
+    state, control = SimpleNamespace(global_step=10, epoch=0.1), SimpleNamespace()
     good = PruneOnValidation(study.ask(), "accuracy")
     good.on_evaluate(None, state, control, metrics={"eval_accuracy": 0.95})  # better: continues
     bad = PruneOnValidation(study.ask(), "accuracy")
