@@ -9,6 +9,7 @@ renders and masks both.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any, Literal
 
@@ -48,14 +49,24 @@ def causal_format(cfg: RunConfig) -> Format:
     path = data.train_file
     if path is None or Path(path).suffix.lower() == ".txt" or not Path(path).is_file():
         return "text"
-    columns = {
-        str(c).lower() for c in read_table(path, data.format, data.header, data.quoting).columns
-    }
+    stat = Path(path).stat()  # the key changes when the file does
+    columns = _column_names(
+        str(path), data.format, data.header, data.quoting, stat.st_mtime_ns, stat.st_size
+    )
     if columns & set(MESSAGES_COLUMN_NAMES):
         return "chat"
     if columns & set(SOURCE_COLUMN_NAMES) - {"text"} and columns & set(TARGET_COLUMN_NAMES):
         return "instruction"
     return "text"
+
+
+@functools.lru_cache(maxsize=16)
+def _column_names(
+    path: str, fmt: str, header: bool | str, quoting: str, mtime_ns: int, size: int
+) -> frozenset[str]:
+    """Lower-cased column names of a data file, read once per file version: validating a config
+    and starting a run both ask, and a file of several MB need not be parsed each time."""
+    return frozenset(str(c).lower() for c in read_table(path, fmt, header, quoting).columns)
 
 
 def prepare_pairs(cfg: RunConfig, kind: Literal["seq2seq", "instruction", "chat"]) -> PreparedData:
