@@ -311,6 +311,7 @@ def search(
             f"best: trial {summary['best_trial']}, {summary['metric']} {summary['best_value']:.4f}"
         )
         console.print(f"reproduce it: tunelab train {summary['best_config']}")
+    console.print(f"report: {summary['report']}")
 
 
 @config_app.command("show")

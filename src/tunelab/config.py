@@ -8,6 +8,7 @@ from Python are relative to the working directory.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any, Literal
 
@@ -555,6 +556,20 @@ class SearchConfig(_Section):
         ge=2,
         description="score each trial by the mean of k-fold cross-validation (classification)",
     )
+    backend: Literal["optuna", "ray"] = Field(
+        "optuna",
+        description="optuna: trials in this process (or --workers processes); ray: Ray Tune "
+        "schedules them on a Ray cluster, pruning with its MedianStoppingRule/ASHA (pip install 'tunelab[ray]')",
+    )
+    ray_address: str | None = Field(
+        None,
+        description="backend ray: the cluster to join, e.g. ray://head:10001 or auto; a local Ray when unset",
+    )
+    ray_cpus_per_trial: int | None = Field(
+        None,
+        gt=0,
+        description="backend ray: CPUs per trial; this machine's CPUs / --workers when unset",
+    )
 
 
 class RunConfig(_Section):
@@ -652,6 +667,10 @@ class RunConfig(_Section):
                     f"search.strategy=grid needs choice values for every key; {', '.join(ranges)} "
                     "is a range. Give values: [...] or use strategy random/bayesian."
                 )
+        if self.search.backend == "ray" and importlib.util.find_spec("ray") is None:
+            found.append(
+                "search.backend=ray needs Ray Tune, which is not installed: pip install 'tunelab[ray]'."
+            )
         return found
 
     def validated(self, source: str | None = None) -> RunConfig:

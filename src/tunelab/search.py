@@ -99,40 +99,70 @@ class PruneOnValidation(TrainerCallback):
             )
 
 
-def make_objective(cfg: RunConfig, metric: str) -> Any:
+def run_trial(
+    cfg: RunConfig, values: dict[str, Any], number: int, metric: str, callback: TrainerCallback
+) -> tuple[float, dict[str, Any]]:
+    """Train (or cross-validate) one trial: its objective value and facts for the leaderboard.
+
+    `callback` sees every validation; it reports to the pruner (Optuna's or Ray Tune's).
+    """
     from tunelab.pipeline import train
 
+    run_cfg = trial_config(cfg, values, f"trial-{number:03d}")
+    say(f"trial {number}: {values}")
+    if cfg.search.cv_folds:
+        from tunelab.evaluation.repeats import cross_validate
+
+        summary = cross_validate(run_cfg, cfg.search.cv_folds)
+        validation = summary["validation"][metric]
+        return float(validation["mean"]), {"cv_std": validation["std"]}
+    result = train(run_cfg, callbacks=(callback,))
+    facts: dict[str, Any] = {"run_dir": str(result.run_dir)}
+    test = result.metrics.get("test", {})
+    if isinstance(test.get(metric), (int, float)):
+        facts[f"test_{metric}"] = float(test[metric])
+    best = result.metrics["training"]["best_validation_metric"].get(metric)
+    if best is None:
+        raise ConfigError(
+            f"search.metric '{metric}' was never logged on validation; pick another metric."
+        )
+    return float(best), facts
+
+
+def make_objective(cfg: RunConfig, metric: str) -> Any:
     def objective(trial: optuna.Trial) -> float:
         values = suggest(trial, cfg.search.space)
-        run_cfg = trial_config(cfg, values, f"trial-{trial.number:03d}")
-        say(f"trial {trial.number}: {values}")
-        if cfg.search.cv_folds:
-            from tunelab.evaluation.repeats import cross_validate
-
-            summary = cross_validate(run_cfg, cfg.search.cv_folds)
-            trial.set_user_attr("cv_std", summary["validation"][metric]["std"])
-            return float(summary["validation"][metric]["mean"])
-        result = train(run_cfg, callbacks=(PruneOnValidation(trial, metric),))
-        trial.set_user_attr("run_dir", str(result.run_dir))
-        test = result.metrics.get("test", {})
-        if isinstance(test.get(metric), (int, float)):
-            trial.set_user_attr(f"test_{metric}", float(test[metric]))
-        best = result.metrics["training"]["best_validation_metric"].get(metric)
-        if best is None:
-            raise ConfigError(
-                f"search.metric '{metric}' was never logged on validation; pick another metric."
-            )
-        return float(best)
+        value, facts = run_trial(
+            cfg, values, trial.number, metric, PruneOnValidation(trial, metric)
+        )
+        for key, fact in facts.items():
+            trial.set_user_attr(key, fact)
+        return value
 
     return objective
 
 
-def open_study(cfg: RunConfig, direction: str, create: bool = True) -> optuna.Study:
+def open_study(cfg: RunConfig, direction: str) -> optuna.Study:
+    return optuna.create_study(
+        storage=study_storage(cfg),
+        study_name=study_name(cfg),
+        direction=direction,  # type: ignore[arg-type]
+        sampler=make_sampler(cfg),
+        pruner=_pruner(cfg),
+        load_if_exists=True,
+    )
+
+
+def study_name(cfg: RunConfig) -> str:
+    return cfg.output.name or "search"
+
+
+def study_storage(cfg: RunConfig) -> optuna.storages.RDBStorage:
     root = search_dir(cfg)
     root.mkdir(parents=True, exist_ok=True)
     url = cfg.search.storage or f"sqlite:///{(root / 'study.db').resolve()}"
     try:
-        storage = optuna.storages.RDBStorage(
+        return optuna.storages.RDBStorage(
             url,
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
         )
@@ -141,17 +171,9 @@ def open_study(cfg: RunConfig, direction: str, create: bool = True) -> optuna.St
         raise ConfigError(
             f"search.storage '{url}' cannot be opened: {first}. Check the URL and that the database is reachable."
         ) from None
-    return optuna.create_study(
-        storage=storage,
-        study_name=cfg.output.name or "search",
-        direction=direction,  # type: ignore[arg-type]
-        sampler=_sampler(cfg),
-        pruner=_pruner(cfg),
-        load_if_exists=True,
-    )
 
 
-def _sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
+def make_sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
     seed = cfg.train.seed
     if cfg.search.strategy in (
         "grid",
@@ -199,7 +221,11 @@ def run_search(cfg: RunConfig, resume: bool = False, workers: int = 1) -> dict[s
         _retry_interrupted(study)
     elif cfg.search.strategy == "grid":
         _enqueue_grid(study, cfg)
-    if workers > 1:
+    if cfg.search.backend == "ray":
+        from tunelab.search_ray import run_on_ray
+
+        run_on_ray(cfg, metric, direction, target, workers)
+    elif workers > 1:
         context = multiprocessing.get_context("spawn")
         processes = [
             context.Process(target=_worker, args=(cfg.to_dict(), metric, target))
@@ -248,10 +274,10 @@ def _optimize(study: optuna.Study, cfg: RunConfig, metric: str, target: int) -> 
             raise
         else:
             study.tell(trial, value)
-        _announce(study, study.trials[trial.number])
+        announce(study, study.trials[trial.number])
 
 
-def _announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+def announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
     if trial.state == optuna.trial.TrialState.COMPLETE:
         say(
             f"trial {trial.number} finished: {trial.value:.4f} (best so far {study.best_value:.4f})"
@@ -268,6 +294,10 @@ def _enqueue_grid(study: optuna.Study, cfg: RunConfig) -> None:
     keys = list(cfg.search.space)
     for point in itertools.product(*(cfg.search.space[k].values or [] for k in keys)):
         study.enqueue_trial(dict(zip(keys, point, strict=True)))
+
+
+def finished_count(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _retry_interrupted(study: optuna.Study) -> None:
@@ -343,5 +373,9 @@ def summarize(cfg: RunConfig, study: optuna.Study, metric: str) -> dict[str, Any
             best_params=best.params,
             best_config=str(root / "best.yaml"),
         )
+    from tunelab.report.search import write_search_report
+
+    summary["report"] = str(root / "report.html")
+    write_search_report(study, summary, root)
     atomic_write_json(root / "search.json", summary)
     return summary

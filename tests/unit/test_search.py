@@ -52,6 +52,10 @@ def test_grid_enumerates_exactly_the_product_of_choices(tiny_config) -> None:
     }
     assert len(params) == 6 and set(params) == expected
     assert summary["trials"] == 6 and (search_dir(cfg) / "leaderboard.csv").is_file()
+    report = (search_dir(cfg) / "report.html").read_text()
+    for title in ("optimization history", "parameter importances", "parallel coordinates"):
+        assert f'alt="{title}' in report  # every plot drawn, none left out with a note
+    assert report.count("data:image/png;base64,") == 4
 
 
 @pytest.mark.parametrize(
@@ -205,3 +209,32 @@ def test_unknown_metric_and_unreachable_storage_are_one_line(tiny_config, tmp_pa
     )
     config = write_config(tmp_path / "storage.yaml", raw)
     assert_one_line_error(run("search", str(config)), "cannot be opened")
+
+
+@pytest.mark.slow
+def test_the_ray_backend_runs_trials_on_a_local_ray_into_the_same_study(tiny_config) -> None:
+    pytest.importorskip("ray", reason="search.backend=ray needs pip install 'tunelab[ray]'")
+    raw = search_raw(
+        tiny_config,
+        strategy="grid",
+        backend="ray",
+        pruner="median",
+        prune_after_epochs=0.0,
+        space={"train.lr": {"type": "choice", "values": [5e-3, 4e-3, 1e-6]}},
+    )
+    raw["train"].update(epochs=3)
+    cfg = build_config(raw)
+    summary = run_search(cfg, workers=1)  # one at a time: the low lr meets two finished trials
+    assert summary["trials"] == 3
+    states = {t.params["train.lr"]: t.state.name for t in _load(cfg).trials}
+    assert set(states) == {5e-3, 4e-3, 1e-6}  # every grid point once, through Ray's searcher
+    assert states[5e-3] == states[4e-3] == "COMPLETE" and states[1e-6] == "PRUNED"
+    best = load_config(summary["best_config"])
+    again = tunelab.train(best).metrics["training"]["best_validation_metric"]["macro_f1"]
+    assert again == pytest.approx(summary["best_value"], abs=1e-9)  # Ray ran an ordinary run
+
+
+def _load(cfg) -> optuna.Study:
+    return optuna.load_study(
+        study_name=cfg.output.name, storage=f"sqlite:///{(search_dir(cfg) / 'study.db').resolve()}"
+    )

@@ -16,7 +16,8 @@ import numpy as np
 Curves = dict[str, list[tuple[float, float]]]
 
 
-def _data_uri(figure: Any) -> str:
+def figure_uri(figure: Any) -> str:
+    """A finished matplotlib figure as a PNG data URI (and closed)."""
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     plt.close(figure)
@@ -37,7 +38,7 @@ def curves(series: Curves, title: str, ylabel: str) -> str | None:
     axis.set_title(title)
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8)
-    return _data_uri(figure)
+    return figure_uri(figure)
 
 
 def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> str:
@@ -60,7 +61,7 @@ def confusion_heatmap(labels: list[str], matrix: list[list[int]]) -> str:
                 )
     figure.colorbar(image, ax=axis, label="share of the true class")
     axis.set_title("confusion matrix (counts; colour = row share)")
-    return _data_uri(figure)
+    return figure_uri(figure)
 
 
 def reliability(bins: list[dict[str, float]], ece: float) -> str:
@@ -90,7 +91,7 @@ def reliability(bins: list[dict[str, float]], ece: float) -> str:
     axis.set_ylabel("accuracy")
     axis.set_title(f"reliability (ECE {ece:.3f})")
     axis.legend(fontsize=8, loc="upper left")
-    return _data_uri(figure)
+    return figure_uri(figure)
 
 
 def histogram(counts: list[int], edges: list[float], title: str, xlabel: str) -> str:
@@ -99,4 +100,4 @@ def histogram(counts: list[int], edges: list[float], title: str, xlabel: str) ->
     axis.set_xlabel(xlabel)
     axis.set_ylabel("examples")
     axis.set_title(title)
-    return _data_uri(figure)
+    return figure_uri(figure)
