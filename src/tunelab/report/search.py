@@ -66,7 +66,7 @@ def _figures(study: optuna.Study) -> tuple[list[tuple[str, str]], list[str]]:
     wanted: list[tuple[str, Any, int]] = [
         ("optimization history", optuna_plots.plot_optimization_history, 1),
         (
-            "validation values during each trial (pruned ones stop early)",
+            "validation values during each trial; step = hundredths of an epoch (pruned trials stop early)",
             optuna_plots.plot_intermediate_values,
             1,
         ),
