@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from transformers import AutoModelForCausalLM
 
 import tunelab
 from tunelab.config import ModelConfig, build_config
@@ -110,3 +111,47 @@ def test_gradient_checkpointing_trains_the_same_as_without(tiny_config) -> None:
         losses.append(session.trainer.train().training_loss)
         assert session.trainer.model.is_activation_checkpointing is checkpointing
     assert losses[0] == pytest.approx(losses[1], rel=1e-5)
+
+
+def test_gradient_accumulation_matches_the_larger_batch_on_token_normalized_loss(
+    tmp_path: Path, tiny_chat_llama_dir: Path, opposites_jsonl: Path
+) -> None:
+    """batch 8 == batch 4 x 2 accumulation: the loss is divided by the label tokens of the whole
+    accumulated batch, not averaged per micro-batch (a known pitfall when micro-batches hold
+    different numbers of label tokens, as these do)."""
+    from tunelab.pipeline import prepare_training
+
+    def trained(batch_size: int, accumulation: int) -> tuple[dict[str, torch.Tensor], list[int]]:
+        cfg = build_config(
+            {
+                "data": {"train_file": str(opposites_jsonl), "max_length": 64},
+                "model": {"name": str(tiny_chat_llama_dir)},
+                "task": {"type": "causal_lm"},
+                "train": {
+                    "batch_size": batch_size,
+                    "grad_accum": accumulation,
+                    "max_steps": 4,
+                    "lr": 5e-3,
+                    "warmup_ratio": 0.0,
+                    "precision": "fp32",
+                    "group_by_length": False,
+                    "eval_on_start": False,
+                    "seed": 3,
+                },
+                "eval": {"forgetting": False, "generate_rows": 1},
+                "output": {"dir": str(tmp_path / "runs"), "name": f"b{batch_size}x{accumulation}"},
+            }
+        )
+        session = prepare_training(cfg)
+        first = next(iter(session.trainer.get_train_dataloader()))
+        label_tokens = [int((row != -100).sum()) for row in first["labels"]]
+        session.trainer.train()
+        weights = {k: v.detach().clone() for k, v in session.trainer.model.state_dict().items()}
+        return weights, label_tokens
+
+    whole, rows = trained(8, 1)
+    accumulated, _ = trained(4, 2)
+    assert sum(rows[:4]) != sum(rows[4:])  # the two micro-batches hold different token counts
+    start = AutoModelForCausalLM.from_pretrained(tiny_chat_llama_dir).state_dict()
+    assert max((whole[k] - start[k]).abs().max().item() for k in start) > 1e-3  # it trained
+    assert max((whole[k] - accumulated[k]).abs().max().item() for k in whole) < 1e-5
