@@ -64,7 +64,7 @@ def main() -> None:
 
     timings: dict[str, list[float]] = {"tunelab": [], "pipeline": []}
     answers: dict[str, list[int]] = {}
-    for name, fn in (("tunelab", run_tunelab), ("pipeline", run_pipeline)):
+    for fn in (run_tunelab, run_pipeline):
         fn()  # warm-up (kernels, thread pool)
     for _ in range(args.repeats):
         for name, fn in (("tunelab", run_tunelab), ("pipeline", run_pipeline)):
@@ -90,7 +90,7 @@ def main() -> None:
         "label_agreement": agree / len(texts),
     }
     args.out.write_text(json.dumps(result, indent=2))
-    print("| path | texts/s (median of %d) |" % args.repeats)
+    print(f"| path | texts/s (median of {args.repeats}) |")
     print("|---|---:|")
     for name, row in table.items():
         print(f"| {name} | {row['texts_per_second']:.0f} |")

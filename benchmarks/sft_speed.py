@@ -36,7 +36,11 @@ VARIANTS: dict[str, list[str]] = {
     "lora+packing": ["task.packing=true"],
     "lora+checkpointing": ["train.gradient_checkpointing=true"],
     "full": ["method.name=full", "train.lr=2e-5"],
-    "full+checkpointing": ["method.name=full", "train.lr=2e-5", "train.gradient_checkpointing=true"],
+    "full+checkpointing": [
+        "method.name=full",
+        "train.lr=2e-5",
+        "train.gradient_checkpointing=true",
+    ],
 }
 
 
@@ -142,7 +146,16 @@ def main() -> None:
             path = Path(out.name)
         print(f"== {name}", flush=True)
         subprocess.run(
-            [sys.executable, __file__, "--worker", name, "--worker-out", str(path), "--steps", str(args.steps)],
+            [
+                sys.executable,
+                __file__,
+                "--worker",
+                name,
+                "--worker-out",
+                str(path),
+                "--steps",
+                str(args.steps),
+            ],
             check=True,
         )
         row = json.loads(path.read_text())
@@ -152,7 +165,9 @@ def main() -> None:
     result = {"date": time.strftime("%Y-%m-%d"), "bf16_matmul_peak_gflops": peak, "rows": rows}
     args.out.write_text(json.dumps(result, indent=2))
     print(f"\nbf16 matmul peak {peak:.0f} GFLOP/s")
-    print("| variant | step s (median) | real tokens/s | padding | model GFLOP/s | FLOP util. | peak RSS MB | memory estimate MB | measured growth MB |")
+    print(
+        "| variant | step s (median) | real tokens/s | padding | model GFLOP/s | FLOP util. | peak RSS MB | memory estimate MB | measured growth MB |"
+    )
     print("|---|" + "---:|" * 8)
     for r in rows:
         print(

@@ -76,10 +76,15 @@ def train_flops(lengths: list[int], layers: int, hidden: int, intermediate: int)
 
 
 class Counting:
-    """Wraps a data collator: counts real and padded tokens, and model FLOPs, of every batch."""
+    """Wraps a data collator: real and padded tokens, and model FLOPs, of every batch in order.
+
+    Totals are taken over the batches the timed steps consumed (`totals(n)`): the Trainer
+    fetches a batch ahead, and may evaluate with the same collator after the last step.
+    """
 
     def __init__(self, collate: Callable[[list[Any]], Any], model_config: Any) -> None:
-        self.collate, self.real, self.padded, self.examples, self.flops = collate, 0, 0, 0, 0.0
+        self.collate = collate
+        self.batches: list[tuple[int, int, int, float]] = []  # examples, real, padded, FLOPs
         self.shape = (
             model_config.num_hidden_layers,
             model_config.hidden_size,
@@ -89,12 +94,17 @@ class Counting:
     def __call__(self, features: list[Any]) -> Any:
         batch = self.collate(features)
         mask = batch["attention_mask"]
-        lengths = mask.sum(dim=1).tolist()
-        self.real += int(sum(lengths))
-        self.padded += int(mask.numel())
-        self.examples += len(lengths)
-        self.flops += train_flops([int(s) for s in lengths], *self.shape)
+        lengths = [int(s) for s in mask.sum(dim=1).tolist()]
+        flops = train_flops(lengths, *self.shape)
+        self.batches.append((len(lengths), sum(lengths), int(mask.numel()), flops))
         return batch
+
+    def totals(self, batches: int) -> dict[str, float]:
+        used = self.batches[:batches]
+        return {
+            key: float(sum(b[i] for b in used))
+            for i, key in enumerate(("examples", "real", "padded", "flops"))
+        }
 
 
 def dev_accuracy(
@@ -130,6 +140,7 @@ def make_clock(evaluate: Callable[[], float], every: int, target: float, batch_s
             self.next_eval = every
             self.reached: dict[str, float] | None = None
             self.train_seconds = 0.0
+            self.batches = 0
 
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             self.started = time.perf_counter()
@@ -138,6 +149,7 @@ def make_clock(evaluate: Callable[[], float], every: int, target: float, batch_s
             seen = state.global_step * batch_size * args.gradient_accumulation_steps
             now = time.perf_counter()
             self.train_seconds = now - self.started - self.paused
+            self.batches = state.global_step * args.gradient_accumulation_steps
             if seen < self.next_eval and state.global_step < state.max_steps:
                 return
             self.next_eval += every
@@ -304,6 +316,7 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         setup = time.perf_counter() - started
         trainer.train()
     seconds = clock.train_seconds
+    counted = counting.totals(clock.batches)
     return {
         "variant": args.worker,
         "threads": torch.get_num_threads(),
@@ -312,17 +325,58 @@ def run_variant(args: argparse.Namespace) -> dict[str, Any]:
         "lr": trainer.args.learning_rate,
         "setup_seconds": setup,
         "train_seconds": seconds,
-        "examples": counting.examples,
-        "examples_per_second": counting.examples / seconds,
-        "real_tokens_per_second": counting.real / seconds,
-        "padding_share": 1 - counting.real / counting.padded,
-        "model_gflops_per_second": counting.flops / seconds / 1e9,
+        "examples": counted["examples"],
+        "examples_per_second": counted["examples"] / seconds,
+        "real_tokens_per_second": counted["real"] / seconds,
+        "padding_share": 1 - counted["real"] / counted["padded"],
+        "model_gflops_per_second": counted["flops"] / seconds / 1e9,
         "time_to_target": clock.reached["train_seconds"] if clock.reached else None,
         "examples_to_target": clock.reached["examples"] if clock.reached else None,
         "best_accuracy": max(p["accuracy"] for p in clock.points),
         "final_accuracy": clock.points[-1]["accuracy"],
         "curve": clock.points,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def full_length_utilization(steps: int = 12, batch: int = 32, length: int = 128) -> dict[str, Any]:
+    """tunelab's training step (its model, method, optimizer, precision) on full-length batches.
+
+    No padding, so every FLOP is a model FLOP: the utilization the hardware allows this model.
+    """
+    import torch
+
+    args = argparse.Namespace(seed=42)
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer, _, bf16 = build_tunelab(args, Path(tmp), [])
+    model, optimizer = trainer.model, trainer.optimizer
+    config = model.config
+    generator = torch.Generator().manual_seed(0)
+    inputs = {
+        "input_ids": torch.randint(1000, config.vocab_size, (batch, length), generator=generator),
+        "attention_mask": torch.ones(batch, length, dtype=torch.long),
+        "labels": torch.randint(0, 2, (batch,), generator=generator),
+    }
+    model.train()
+    times = []
+    for _ in range(steps):
+        started = time.perf_counter()
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(**inputs).loss
+        loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        times.append(time.perf_counter() - started)
+    step = statistics.median(times[2:])  # the first steps warm up kernels and allocator
+    flops = train_flops(
+        [length] * batch, config.num_hidden_layers, config.hidden_size, config.intermediate_size
+    )
+    return {
+        "batch": batch,
+        "length": length,
+        "bf16": bf16,
+        "median_step_seconds": step,
+        "model_gflops_per_second": flops / step / 1e9,
     }
 
 
@@ -432,6 +486,9 @@ def main() -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--worker-out", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker == "full-length":
+        args.worker_out.write_text(json.dumps(full_length_utilization()))
+        return
     if args.worker:
         args.worker_out.write_text(json.dumps(run_variant(args)))
         return
@@ -446,6 +503,10 @@ def main() -> None:
         for variant in variants:  # alternating: a, b, c, a, b, c, …
             runs.append(spawn(variant, args))
     table = summarize(runs, peak_bf16, peak_fp32)
+    full_length = spawn("full-length", args)
+    full_length["flop_utilization"] = full_length["model_gflops_per_second"] / (
+        peak_bf16 if full_length["bf16"] else peak_fp32
+    )
     names = {"tunelab:" + ",".join(o): name for name, o in ABLATION.items() if o}
     result = {
         "date": time.strftime("%Y-%m-%d"),
@@ -454,6 +515,7 @@ def main() -> None:
         "target": args.target,
         "table": table,
         "ratios": ratios(table),
+        "full_length_batches": full_length,
         "ablation_names": names,
         "runs": runs,
     }
@@ -489,6 +551,12 @@ def _print(result: dict[str, Any], names: dict[str, str]) -> None:
             f"| {row['examples_per_second']:.1f} | {row['real_tokens_per_second']:.0f} | {row['padding_share']:.1%} "
             f"| {row['model_gflops_per_second']:.1f} | {row['flop_utilization']:.1%} | {row['peak_rss_mb']:.0f} | {row['best_accuracy']:.4f} |"
         )
+    full = result["full_length_batches"]
+    print(
+        f"tunelab on full-length batches ({full['batch']} x {full['length']} tokens): "
+        f"{full['model_gflops_per_second']:.0f} model GFLOP/s = {full['flop_utilization']:.1%} of the "
+        f"{'bf16' if full['bf16'] else 'fp32'} matmul peak"
+    )
     for pair, values in result["ratios"].items():
         print(
             f"{pair}: time to target {_fmt(values['time_to_target'], '.3f')}, "

@@ -359,6 +359,12 @@ class MethodConfig(_Section):
         le=1,
         description="layer-wise LR decay: each layer below the top gets lr * factor (e.g. 0.9); off when unset",
     )
+    freeze_word_embeddings: Literal["auto", True, False] = Field(
+        "auto",
+        description="method full: keep the input word-embedding matrix fixed. auto = "
+        "on for classification without added tokens: it is a third to half of a small encoder's "
+        "weights, and updating it costs optimizer time without helping (benchmarks/train_speed.py)",
+    )
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
     gradual: GradualConfig = Field(default_factory=GradualConfig)
     lora: LoraSettings = Field(default_factory=LoraSettings)
@@ -679,6 +685,14 @@ class RunConfig(_Section):
         if found:
             raise ConfigError(found, source)
         return self
+
+    def word_embeddings_frozen(self) -> bool:
+        """method.freeze_word_embeddings resolved: auto is on for classification, unless tokens are added."""
+        setting = self.method.freeze_word_embeddings
+        if setting != "auto":
+            return bool(setting)
+        vocabulary = self.model.vocabulary
+        return self.task.type == "classification" and not (vocabulary.add_tokens or vocabulary.mine)
 
     def learning_rate(self) -> float:
         """train.lr when set, else the method's default from DEFAULT_LR."""

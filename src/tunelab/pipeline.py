@@ -32,6 +32,8 @@ from tunelab.runcard import base_card, now, split_sha256
 from tunelab.tasks import Task, task_for
 from tunelab.tasks.classification import score_split
 from tunelab.tracking import check_tracking, track_run
+from tunelab.training.memory import PeakMemory
+from tunelab.training.memory import estimate as estimate_memory
 from tunelab.training.precision import resolve_precision
 from tunelab.training.trainer import build_trainer
 
@@ -58,6 +60,7 @@ class TrainingSession:
     parameters: dict[str, int | float]
     encoded: dict[str, Any]
     task: Task
+    memory: PeakMemory
 
 
 def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
@@ -88,6 +91,7 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
         atomic_write_json(run_dir / "run_card.json", session.card)
         raise
     trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
+    memory = _measured_memory(session)
 
     with atomic_directory(
         run_dir / "model"
@@ -121,6 +125,7 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
         "examples_per_second": train_output.metrics.get("train_samples_per_second"),
     }
     metrics["parameters"] = session.parameters
+    metrics["memory"] = memory
     atomic_write_json(run_dir / "metrics.json", metrics)
 
     wall = time.perf_counter() - started
@@ -132,6 +137,21 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
     write_report(run_dir)
     track_run(cfg, run_dir, metrics)
     return TrainResult(run_dir, metrics, wall)
+
+
+def _measured_memory(session: TrainingSession) -> dict[str, Any]:
+    """The estimate next to what training really took (printed, and kept in metrics.json)."""
+    estimate = session.card["memory_estimate_mb"]
+    measured = session.memory.growth_mb()
+    say(
+        f"memory: estimated {estimate['total']:,.0f} MB, measured {measured:,.0f} MB "
+        f"({session.memory.describe()} growth from just before the model was loaded)"
+    )
+    return {
+        "estimate_mb": estimate["total"],
+        "measured_mb": measured,
+        "measured_as": session.memory.describe(),
+    }
 
 
 def prepare_training(cfg: RunConfig) -> TrainingSession:
@@ -161,6 +181,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     write_report(data_report, run_dir)
     for warning in data_report["warnings"]:
         say(f"data warning: {warning}")
+    memory = PeakMemory()  # the runtime is loaded; what grows from here is the run's own
     model = task.load_model(model_dir, data, cfg)
     card["vocabulary"] = _extend_vocabulary(model, tokenizer, data, cfg)
     model = method(model, cfg)
@@ -174,12 +195,49 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     if preflight:  # instruction tuning: the rendered example, truncation and masking shares
         card["preflight"] = preflight
         atomic_write_json(run_dir / "preflight.json", preflight)
+    card["memory_estimate_mb"] = _announce_memory(model, encoded, cfg, precision)
     trainer = build_trainer(
         model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
     )
     return TrainingSession(
-        cfg, data, run_dir, tokenizer, model, trainer, precision, card, params, encoded, task
+        cfg,
+        data,
+        run_dir,
+        tokenizer,
+        model,
+        trainer,
+        precision,
+        card,
+        params,
+        encoded,
+        task,
+        memory,
     )
+
+
+def _announce_memory(
+    model: PreTrainedModel, encoded: dict[str, Any], cfg: RunConfig, precision: str
+) -> dict[str, float]:
+    """Print the training-memory estimate for the longest batch; returned for the run card."""
+    if cfg.task.packing:
+        longest = cfg.data.max_length
+    else:
+        longest = max((len(ids) for ids in encoded["train"]["input_ids"]), default=1)
+    estimate = estimate_memory(
+        model,
+        cfg.train.batch_size,
+        longest,
+        precision,
+        cfg.train.gradient_checkpointing,
+        lm_head=cfg.task.type != "classification",
+    )
+    say(
+        f"memory estimate: {estimate['total']:,.0f} MB = weights {estimate['weights']:,.0f} + gradients "
+        f"{estimate['gradients']:,.0f} + optimizer {estimate['optimizer']:,.0f} + activations "
+        f"{estimate['activations']:,.0f} (batch {cfg.train.batch_size} x {longest} tokens, {precision}"
+        f"{', checkpointing' if cfg.train.gradient_checkpointing else ''})"
+    )
+    return {**estimate, "sequence_length": longest}
 
 
 def _extend_vocabulary(

@@ -85,10 +85,16 @@ def _shape(config: Any) -> tuple[int, int, int, int]:
             max(s[3] for s in shapes),
         )
     text = getattr(config, "text_config", None) or config
-    layers = getattr(text, "num_hidden_layers", None) or getattr(text, "num_layers", 0)
-    hidden = getattr(text, "hidden_size", None) or getattr(text, "d_model", 0)
-    heads = getattr(text, "num_attention_heads", None) or getattr(text, "num_heads", 1)
-    return int(layers), int(hidden), int(heads), int(getattr(text, "vocab_size", 0) or 0)
+
+    def first(*names: str, default: int) -> int:
+        return int(next((v for n in names if (v := getattr(text, n, None))), default))
+
+    return (
+        first("num_hidden_layers", "num_layers", default=0),
+        first("hidden_size", "d_model", default=0),
+        first("num_attention_heads", "num_heads", default=1),
+        first("vocab_size", default=0),
+    )
 
 
 class PeakMemory:

@@ -25,6 +25,7 @@ from tunelab.methods.layers import layer_map
 from tunelab.tasks.base import Task
 from tunelab.training.callbacks import ConciseProgress
 from tunelab.training.optimizer import build_optimizer
+from tunelab.training.sampling import ShuffledLengthBuckets
 
 
 def training_arguments(
@@ -68,9 +69,8 @@ def training_arguments(
         activation_checkpointing_kwargs={"use_reentrant": False}
         if t.gradient_checkpointing
         else None,
-        train_sampling_strategy="group_by_length"
-        if t.group_by_length and task.groups_by_length
-        else "random",
+        # group_by_length is served by ShuffledLengthBuckets (see BucketedSampling), not the stock sampler
+        train_sampling_strategy="random",
         length_column_name="length",
         eval_strategy=t.eval_every,
         eval_steps=t.eval_steps,
@@ -91,6 +91,36 @@ def training_arguments(
     )
 
 
+class BucketedSampling:
+    """Trainer mixin: length-bucketed batches in random order when train.group_by_length is on."""
+
+    bucketed: bool = False
+
+    def _get_train_sampler(self, train_dataset: Any = None) -> Any:
+        dataset = train_dataset if train_dataset is not None else self.train_dataset  # type: ignore[attr-defined]
+        args = self.args  # type: ignore[attr-defined]
+        columns = getattr(dataset, "column_names", ())
+        if not self.bucketed or "input_ids" not in columns:
+            return super()._get_train_sampler(train_dataset)  # type: ignore[misc]
+        # The Trainer drops columns the model does not take (the length column among them).
+        lengths = (
+            dataset["length"] if "length" in columns else [len(i) for i in dataset["input_ids"]]
+        )
+        return ShuffledLengthBuckets(
+            list(lengths),
+            args.train_batch_size * args.gradient_accumulation_steps,
+            seed=args.data_seed if args.data_seed is not None else args.seed,
+        )
+
+
+class TunelabTrainer(BucketedSampling, Trainer):
+    pass
+
+
+class TunelabSeq2SeqTrainer(BucketedSampling, Seq2SeqTrainer):
+    pass
+
+
 def build_trainer(
     model: PreTrainedModel,
     tokenizer: PreTrainedTokenizerBase,
@@ -103,7 +133,9 @@ def build_trainer(
 ) -> Trainer:
     optimizer = build_optimizer(model, cfg.learning_rate(), cfg.train.weight_decay, cfg.method.llrd)
     args = training_arguments(cfg, run_dir / "checkpoints", precision, task)
-    trainer_class = Seq2SeqTrainer if isinstance(args, Seq2SeqTrainingArguments) else Trainer
+    trainer_class = (
+        TunelabSeq2SeqTrainer if isinstance(args, Seq2SeqTrainingArguments) else TunelabTrainer
+    )
     trainer = trainer_class(
         model=model,
         optimizers=(optimizer, None),  # the Trainer adds the configured LR schedule
@@ -115,6 +147,7 @@ def build_trainer(
         compute_metrics=task.compute_metrics,
         compute_loss_func=loss_function,
     )
+    trainer.bucketed = cfg.train.group_by_length and task.groups_by_length
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
