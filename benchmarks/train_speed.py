@@ -461,7 +461,8 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 
 ABLATION = {
-    # tunelab's default with one lever turned back to the stock setting, one at a time
+    # tunelab's default with one lever changed at a time: turned back to the stock setting, or
+    # (the last two) a lever tunelab offers but does not turn on by default
     "tunelab": [],
     "no bf16 (fp32)": ["train.precision=fp32"],
     "no length grouping": ["train.group_by_length=false"],
@@ -470,6 +471,9 @@ ABLATION = {
         "train.lr=5e-5",
         "train.warmup_ratio=0",
     ],
+    "word embeddings trained": ["method.freeze_word_embeddings=false"],
+    "+ shuffled length buckets": ["train.bucket_order=shuffled"],
+    "+ torch.compile": ["train.compile=true"],
 }
 
 

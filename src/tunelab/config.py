@@ -411,6 +411,12 @@ class TrainConfig(_Section):
     group_by_length: bool = Field(
         True, description="batches of similar length: little padding, same accuracy"
     )
+    bucket_order: Literal["sorted", "shuffled"] = Field(
+        "sorted",
+        description="with group_by_length: sorted = transformers' LengthGroupedSampler (each run of 50 "
+        "batches goes from long to short); shuffled = the same buckets in random order (smoother SST-2 "
+        "curve, not faster to 0.87 in benchmarks/train_speed.py, so not the default)",
+    )
     gradient_checkpointing: bool = Field(
         False,
         description="recompute activations in the backward pass: ~30% slower, far less memory for long inputs or big models",
@@ -438,6 +444,11 @@ class TrainConfig(_Section):
         description="continue an interrupted run from its latest checkpoint: optimizer, schedule and RNG restored",
     )
     threads: int | None = Field(None, gt=0, description="torch CPU threads; all cores when unset")
+    compile: bool = Field(
+        False,
+        description="torch.compile the model (Inductor): pays back its compile time only on long runs; "
+        "see benchmarks/train_speed.py for the measured trade-off",
+    )
 
 
 class EvalConfig(_Section):

@@ -45,19 +45,22 @@ def test_the_order_is_fixed_by_seed_and_epoch_and_a_partial_batch_comes_last() -
     assert len(batches_of(first, 8)[-1]) == 5
 
 
-def test_the_trainer_uses_shuffled_buckets_when_grouping_by_length(tiny_config) -> None:
+def test_the_trainer_uses_shuffled_buckets_only_when_asked(tiny_config) -> None:
+    from transformers.trainer_pt_utils import LengthGroupedSampler
+
+    from tunelab.config import build_config
     from tunelab.pipeline import prepare_training
 
-    session = prepare_training(tiny_config)
-    sampler = session.trainer._get_train_sampler()
-    assert isinstance(sampler, ShuffledLengthBuckets)
-    raw = tiny_config.to_dict()
-    raw["train"]["group_by_length"] = False
-    raw["output"]["name"] = "ungrouped"
-    from tunelab.config import build_config
+    def sampler(name: str, **train) -> object:
+        raw = tiny_config.to_dict()
+        raw["train"].update(train)
+        raw["output"]["name"] = name
+        return prepare_training(build_config(raw)).trainer._get_train_sampler()
 
-    plain = prepare_training(build_config(raw)).trainer._get_train_sampler()
-    assert not isinstance(plain, ShuffledLengthBuckets)
+    assert isinstance(sampler("shuffled", bucket_order="shuffled"), ShuffledLengthBuckets)
+    assert isinstance(sampler("sorted"), LengthGroupedSampler)  # the default: stock order
+    ungrouped = sampler("none", group_by_length=False, bucket_order="shuffled")
+    assert not isinstance(ungrouped, (ShuffledLengthBuckets, LengthGroupedSampler))
 
 
 def test_the_memory_estimate_follows_method_precision_and_checkpointing(tiny_bert_dir) -> None:

@@ -35,9 +35,7 @@ def test_train_section_maps_onto_training_arguments(tiny_config, tmp_path: Path)
     assert args.eval_strategy == "steps" and args.eval_steps == 10 and args.save_steps == 10
     assert args.metric_for_best_model == "accuracy" and args.load_best_model_at_end
     assert args.max_steps == 30
-    assert (
-        args.train_sampling_strategy == "random"
-    )  # grouping: ShuffledLengthBuckets (test_sampling_memory)
+    assert args.train_sampling_strategy == "group_by_length"
     assert not args.bf16 and not args.fp16
 
 

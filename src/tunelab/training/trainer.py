@@ -69,8 +69,9 @@ def training_arguments(
         activation_checkpointing_kwargs={"use_reentrant": False}
         if t.gradient_checkpointing
         else None,
-        # group_by_length is served by ShuffledLengthBuckets (see BucketedSampling), not the stock sampler
-        train_sampling_strategy="random",
+        train_sampling_strategy="group_by_length"
+        if t.group_by_length and task.groups_by_length
+        else "random",  # bucket_order=shuffled: BucketedSampling replaces the sampler
         length_column_name="length",
         eval_strategy=t.eval_every,
         eval_steps=t.eval_steps,
@@ -87,12 +88,13 @@ def training_arguments(
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=0,
+        torch_compile=t.compile,
         **extra,
     )
 
 
 class BucketedSampling:
-    """Trainer mixin: length-bucketed batches in random order when train.group_by_length is on."""
+    """Trainer mixin: length-bucketed batches in random order (train.bucket_order=shuffled)."""
 
     bucketed: bool = False
 
@@ -147,7 +149,9 @@ def build_trainer(
         compute_metrics=task.compute_metrics,
         compute_loss_func=loss_function,
     )
-    trainer.bucketed = cfg.train.group_by_length and task.groups_by_length
+    trainer.bucketed = (
+        cfg.train.group_by_length and task.groups_by_length and cfg.train.bucket_order == "shuffled"
+    )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
