@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 from rich.table import Table
 
 from tunelab.console import console, errors
-from tunelab.errors import TunelabError
+from tunelab.errors import ConfigError, TunelabError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -162,24 +163,49 @@ def predict(
         str | None, typer.Option("--text-column", help="column with the texts (auto-detected)")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="texts per forward pass")] = 64,
+    chunk_rows: Annotated[
+        int, typer.Option("--chunk-rows", help="rows read and written at a time (bounds memory)")
+    ] = 10_000,
 ) -> None:
-    """Label texts with a trained run: label and class probabilities for each."""
+    """Label texts with a trained run: label and class probabilities for each.
+
+    A file is streamed (--chunk-rows rows at a time, with a progress bar), so its size is not
+    bounded by memory; --output is written to a temporary name and renamed when complete.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.pipeline import predict as run_prediction
+    from tunelab.pipeline import predict_file
 
-    frame = run_prediction(
-        run_dir,
-        texts=text or None,
-        input_file=input,
-        output_file=output,
-        text_column=text_column,
-        batch_size=batch_size,
-    )
+    if input is not None and text:
+        raise ConfigError("give either --text or --input, not both.")
+    if input is None:
+        if not text:
+            raise ConfigError("give --text (repeatable) or --input FILE.")
+        frame = run_prediction(run_dir, texts=text, output_file=output, batch_size=batch_size)
+        if output is None:
+            for record in frame.to_dict(orient="records"):
+                print(json.dumps(record, ensure_ascii=False, default=float))
+        else:
+            console.print(f"wrote {len(frame)} predictions to {output}")
+        return
+    from rich.progress import Progress
+
+    from tunelab.data.stream import count_rows
+
+    stderr = Console(stderr=True)
+    with Progress(console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
+        task = bar.add_task("predicting", total=count_rows(input))
+        done = predict_file(
+            run_dir,
+            input,
+            output,
+            text_column=text_column,
+            batch_size=batch_size,
+            chunk_rows=chunk_rows,
+            progress=lambda rows: bar.update(task, completed=rows),
+        )
     if output is not None:
-        console.print(f"wrote {len(frame)} predictions to {output}")
-    else:
-        for record in frame.to_dict(orient="records"):
-            print(json.dumps(record, ensure_ascii=False, default=float))
+        console.print(f"wrote {done} predictions to {output}")
 
 
 @app.command()

@@ -22,6 +22,7 @@ from tunelab.config import RunConfig, dump_yaml
 from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
 from tunelab.data.inspect import build_report, write_report
+from tunelab.data.stream import chunk_writer, iter_text_chunks
 from tunelab.errors import ConfigError, ModelError, RunDirError
 from tunelab.inference import Predictor
 from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, flatten, write_table
@@ -293,30 +294,81 @@ def predict(
     output_file: str | Path | None = None,
     text_column: str | None = None,
     batch_size: int = 64,
+    chunk_rows: int = 10_000,
 ) -> pd.DataFrame:
-    """Label texts (given directly or in a file); write CSV or JSONL when `output_file` is set."""
-    run_path = Path(run_dir)
-    if (run_path / "config.yaml").is_file():
-        _require_classification(_run_config(run_path), run_path, "predict")
-    predictor = Predictor.from_run_dir(run_dir, batch_size)
+    """Label texts (given directly or in a file) in memory: the rows plus label and probabilities.
+
+    Also written to `output_file` (.csv or .jsonl) when given. For files too large for memory,
+    `predict_file` streams them chunk by chunk (what `tunelab predict --input` runs).
+    """
     if (texts is None) == (input_file is None):
         raise ConfigError(
             "give either texts or an input file to predict, not both and not neither."
         )
-    if input_file is not None:
-        frame, column = read_texts(input_file, text_column)
-        texts = frame[column].astype(str).tolist()
+    predictor = _predictor(run_dir, batch_size)
+    if texts is not None:
+        frame = label_frame(predictor, pd.DataFrame({"text": texts}), "text")
     else:
-        frame, column = pd.DataFrame({"text": texts}), "text"
-    assert texts is not None
-    ids, probabilities = predictor.predict(texts)
+        assert input_file is not None
+        chunks = iter_text_chunks(input_file, text_column, chunk_rows)
+        frame = pd.concat(
+            [label_frame(predictor, chunk, column) for chunk, column in chunks], ignore_index=True
+        )
+    if output_file is not None:
+        with chunk_writer(output_file) as writer:
+            writer.write(frame)
+    return frame
+
+
+def predict_file(
+    run_dir: str | Path,
+    input_file: str | Path,
+    output_file: str | Path | None,
+    text_column: str | None = None,
+    batch_size: int = 64,
+    chunk_rows: int = 10_000,
+    progress: Any = None,
+) -> int:
+    """Stream a file through the model; write CSV/JSONL (or print JSONL); returns the rows done.
+
+    `progress(done_rows)` is called after every chunk (the CLI draws its bar with it).
+    """
+    predictor = _predictor(run_dir, batch_size)
+    chunks = iter_text_chunks(input_file, text_column, chunk_rows)
+    done = 0
+    if output_file is None:
+        for chunk, column in chunks:
+            for record in label_frame(predictor, chunk, column).to_dict(orient="records"):
+                print(json.dumps(record, ensure_ascii=False, default=float))
+            done += len(chunk)
+            if progress:
+                progress(done)
+        return done
+    with chunk_writer(output_file) as writer:
+        for chunk, column in chunks:
+            writer.write(label_frame(predictor, chunk, column))
+            done += len(chunk)
+            if progress:
+                progress(done)
+    return done
+
+
+def _predictor(run_dir: str | Path, batch_size: int) -> Predictor:
+    hf_logging.disable_progress_bar()  # a weight-loading bar would mix with output and errors
+    run_path = Path(run_dir)
+    if (run_path / "config.yaml").is_file():
+        _require_classification(_run_config(run_path), run_path, "predict")
+    return Predictor.from_run_dir(run_dir, batch_size)
+
+
+def label_frame(predictor: Predictor, frame: pd.DataFrame, column: str) -> pd.DataFrame:
+    """The frame with label, probability and one prob_<label> column per class."""
+    ids, probabilities = predictor.predict(frame[column].astype(str).tolist())
     out = frame.copy()
     out["label"] = [predictor.labels.names[i] for i in ids]
     out["probability"] = probabilities.max(-1)
     for j, name in enumerate(predictor.labels.names):
         out[f"prob_{name}"] = probabilities[:, j]
-    if output_file is not None:
-        write_table(out, Path(output_file))
     return out
 
 
