@@ -7,9 +7,10 @@ Models*): s·b·h·(34 + 5·a·s/h) bytes per layer in 16-bit, twice that in fp3
 layer's input (2·s·b·h) with gradient checkpointing, plus one layer recomputed. Language-model
 heads add their logits (about five fp32 copies of b·s·V in the loss and its gradient).
 
-It is a floor, not a bound: on CPU, autocast keeps parts of the activations in fp32 and the
-allocator keeps freed memory, so the measured growth was 1.3-2x the estimate in
-benchmarks/sft_speed.py (benchmarks/RESULTS.md has the table).
+It is a guide, not a bound: on CPU, autocast keeps parts of the activations in fp32 and the
+allocator keeps freed memory. In benchmarks/sft_speed.py the measured growth was 1.04-1.75x the
+estimate (gradient checkpointing furthest off), and 0.83x with packing, whose rows the estimate
+does not shrink (benchmarks/RESULTS.md has the table).
 
 The measured side is the growth of the process's peak memory over its size just before the
 model was loaded (CPU: peak RSS; CUDA: max_memory_allocated), so the runtime itself (Python,
