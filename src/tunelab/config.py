@@ -361,9 +361,9 @@ class MethodConfig(_Section):
     )
     freeze_word_embeddings: Literal["auto", True, False] = Field(
         "auto",
-        description="method full: keep the input word-embedding matrix fixed. auto = "
-        "on for classification without added tokens: it is a third to half of a small encoder's "
-        "weights, and updating it costs optimizer time without helping (benchmarks/train_speed.py)",
+        description="method full: keep the input word-embedding matrix fixed. auto = on for classification "
+        "when the matrix is at least a fifth of the weights (MiniLM: half) and no tokens are added: "
+        "its update then costs much optimizer time for no accuracy (benchmarks/train_speed.py)",
     )
     freeze: FreezeConfig = Field(default_factory=FreezeConfig)
     gradual: GradualConfig = Field(default_factory=GradualConfig)
@@ -696,14 +696,6 @@ class RunConfig(_Section):
         if found:
             raise ConfigError(found, source)
         return self
-
-    def word_embeddings_frozen(self) -> bool:
-        """method.freeze_word_embeddings resolved: auto is on for classification, unless tokens are added."""
-        setting = self.method.freeze_word_embeddings
-        if setting != "auto":
-            return bool(setting)
-        vocabulary = self.model.vocabulary
-        return self.task.type == "classification" and not (vocabulary.add_tokens or vocabulary.mine)
 
     def learning_rate(self) -> float:
         """train.lr when set, else the method's default from DEFAULT_LR."""

@@ -78,3 +78,31 @@ def test_the_memory_estimate_follows_method_precision_and_checkpointing(tiny_ber
         parameter.requires_grad_(False)
     frozen = estimate(model, 16, 64, "fp32", False, False)
     assert frozen["gradients"] == frozen["optimizer"] == 0
+
+
+def test_full_keeps_a_large_word_embedding_matrix_fixed_for_classification(
+    tiny_config, tmp_path
+) -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from tunelab.config import build_config
+    from tunelab.methods.full import apply
+
+    def trainable_embeddings(vocab: int, **method) -> bool:
+        model = BertForSequenceClassification(
+            BertConfig(
+                vocab_size=vocab,
+                hidden_size=16,
+                num_hidden_layers=1,
+                num_attention_heads=2,
+                intermediate_size=32,
+            )
+        )
+        raw = tiny_config.to_dict()
+        raw["method"].update(method)
+        return apply(model, build_config(raw)).get_input_embeddings().weight.requires_grad
+
+    assert not trainable_embeddings(5000)  # half the weights or more: fixed (the MiniLM case)
+    assert trainable_embeddings(50)  # a small share: trained, there is little to save
+    assert trainable_embeddings(5000, freeze_word_embeddings=False)
+    assert not trainable_embeddings(50, freeze_word_embeddings=True)

@@ -1,7 +1,7 @@
-"""Full fine-tuning: every weight is trained (the default), except, for classification, the
-input word-embedding matrix (method.freeze_word_embeddings, auto): on a small encoder it is a
-third to half of the weights, and its update costs optimizer time without improving accuracy
-(measured in benchmarks/train_speed.py)."""
+"""Full fine-tuning: every weight is trained (the default), except, by default for
+classification, a large input word-embedding matrix (method.freeze_word_embeddings): on a small
+encoder it is a third to half of the weights, and updating it costs optimizer time without
+improving accuracy (measured in benchmarks/train_speed.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,25 @@ from transformers import PreTrainedModel
 from tunelab.config import RunConfig
 from tunelab.methods import METHODS
 
+AUTO_FREEZE_SHARE = 0.2  # below a fifth of the weights the saving is small: train everything
+
 
 @METHODS.register("full")
 def apply(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     for parameter in model.parameters():
         parameter.requires_grad_(True)
-    if cfg.word_embeddings_frozen():
+    if freezes_word_embeddings(model, cfg):
         model.get_input_embeddings().weight.requires_grad_(False)
     return model
+
+
+def freezes_word_embeddings(model: PreTrainedModel, cfg: RunConfig) -> bool:
+    """method.freeze_word_embeddings resolved for this model."""
+    setting = cfg.method.freeze_word_embeddings
+    if setting != "auto":
+        return bool(setting)
+    vocabulary = cfg.model.vocabulary
+    if cfg.task.type != "classification" or vocabulary.add_tokens or vocabulary.mine:
+        return False  # LM heads share the matrix; added tokens need their rows trained
+    embedding = sum(p.numel() for p in model.get_input_embeddings().parameters())
+    return embedding >= AUTO_FREEZE_SHARE * sum(p.numel() for p in model.parameters())
