@@ -10,7 +10,9 @@ heads add their logits (about five fp32 copies of b·s·V in the loss and its gr
 It is a guide, not a bound: on CPU, autocast keeps parts of the activations in fp32 and the
 allocator keeps freed memory. In benchmarks/sft_speed.py the measured growth was 1.04-1.75x the
 estimate (gradient checkpointing furthest off), and 0.83x with packing, whose rows the estimate
-does not shrink (benchmarks/RESULTS.md has the table).
+does not shrink (benchmarks/RESULTS.md has the table). For a small classifier the fixed costs
+dominate: the demo's MiniLM run estimated 410 MB and grew 1,315 MB (tokenized data, oneDNN
+kernel caches and allocator slack are outside the model arithmetic).
 
 The measured side is the growth of the process's peak memory over its size just before the
 model was loaded (CPU: peak RSS; CUDA: max_memory_allocated), so the runtime itself (Python,
