@@ -188,10 +188,29 @@ def load_model() -> tuple[Any, Any]:
     return model, tokenizer
 
 
+def stock_arguments(args: argparse.Namespace, workdir: Path, **extra: Any) -> Any:
+    """TrainingArguments as the guides write them (batch 16, Trainer defaults), plus `extra`."""
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(workdir),
+        num_train_epochs=1,
+        per_device_train_batch_size=16,
+        learning_rate=args.plain_lr,
+        seed=args.seed,
+        report_to="none",
+        save_strategy="no",
+        logging_strategy="no",
+        disable_tqdm=True,
+        use_cpu=True,
+        **extra,
+    )
+
+
 def build_plain(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool]:
     """(a) The guides: tokenize everything with padding=True, a Dataset of tensors, defaults."""
     import torch
-    from transformers import Trainer, TrainingArguments
+    from transformers import Trainer
 
     texts, labels = read_rows(TRAIN)
     model, tokenizer = load_model()
@@ -209,18 +228,7 @@ def build_plain(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool
         def __len__(self) -> int:
             return len(self.labels)
 
-    training_args = TrainingArguments(
-        output_dir=str(workdir),
-        num_train_epochs=1,
-        per_device_train_batch_size=16,
-        learning_rate=args.plain_lr,
-        seed=args.seed,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
-    )
+    training_args = stock_arguments(args, workdir)
     trainer = Trainer(
         model=model, args=training_args, train_dataset=CustomDataset(encodings, labels)
     )
@@ -230,26 +238,15 @@ def build_plain(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool
 def build_stock(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool]:
     """(b) Stock HF done well: dynamic padding, length-grouped batches, bf16."""
     from datasets import Dataset
-    from transformers import DataCollatorWithPadding, Trainer, TrainingArguments
+    from transformers import DataCollatorWithPadding, Trainer
 
     texts, labels = read_rows(TRAIN)
     model, tokenizer = load_model()
     dataset = Dataset.from_dict({"text": texts, "label": labels}).map(
         lambda b: tokenizer(b["text"], truncation=True), batched=True, remove_columns=["text"]
     )
-    training_args = TrainingArguments(
-        output_dir=str(workdir),
-        num_train_epochs=1,
-        per_device_train_batch_size=16,
-        learning_rate=args.plain_lr,
-        bf16=True,
-        train_sampling_strategy="group_by_length",
-        seed=args.seed,
-        report_to="none",
-        save_strategy="no",
-        logging_strategy="no",
-        disable_tqdm=True,
-        use_cpu=True,
+    training_args = stock_arguments(
+        args, workdir, bf16=True, train_sampling_strategy="group_by_length"
     )
     trainer = Trainer(
         model=model,

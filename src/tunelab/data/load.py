@@ -5,7 +5,9 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -208,7 +210,11 @@ def _read_delimited(path: Path, sep: str, header: bool, quoting: str) -> pd.Data
 
 
 def _read_jsonl(path: Path) -> pd.DataFrame:
-    records = []
+    return pd.DataFrame.from_records(list(iter_jsonl_records(path)))
+
+
+def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
+    """Each JSON object of a JSONL file, in order; a bad line is named in one clear error."""
     with path.open(encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
@@ -223,8 +229,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
                 raise DataError(
                     f"{path}: line {number} is a JSON {type(record).__name__}, not an object. Each line must be one JSON object."
                 )
-            records.append(record)
-    return pd.DataFrame.from_records(records)
+            yield record
 
 
 def _read_json(path: Path) -> pd.DataFrame:

@@ -24,6 +24,7 @@ from tunelab.data.load import (
     _check_utf8,
     _has_header,
     detect_format,
+    iter_jsonl_records,
     pick_column,
     read_table,
 )
@@ -113,22 +114,11 @@ def _chunks(path: Path, fmt: str, text_column: str | None, rows: int) -> Iterato
 
 def _jsonl_chunks(path: Path, rows: int) -> Iterator[pd.DataFrame]:
     records: list[dict[str, Any]] = []
-    with path.open(encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(
-                    f"{path}: line {number} is not valid JSON ({exc.msg}). Fix that line."
-                ) from None
-            if not isinstance(record, dict):
-                raise DataError(f"{path}: line {number} is not a JSON object. Fix that line.")
-            records.append(record)
-            if len(records) == rows:
-                yield pd.DataFrame.from_records(records)
-                records = []
+    for record in iter_jsonl_records(path):
+        records.append(record)
+        if len(records) == rows:
+            yield pd.DataFrame.from_records(records)
+            records = []
     if records:
         yield pd.DataFrame.from_records(records)
 
