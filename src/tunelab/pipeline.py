@@ -222,6 +222,8 @@ def _announce_memory(
     """Print the training-memory estimate for the longest batch; returned for the run card."""
     if cfg.task.packing:
         longest = cfg.data.max_length
+    elif "length" in encoded["train"].column_names:  # classification stores it: no pass over ids
+        longest = max(encoded["train"]["length"], default=1)
     else:
         longest = max((len(ids) for ids in encoded["train"]["input_ids"]), default=1)
     estimate = estimate_memory(
