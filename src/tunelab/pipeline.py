@@ -275,9 +275,7 @@ def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[s
     _require_classification(cfg, run_dir, "evaluate")
     predictor = Predictor.from_run_dir(run_dir, cfg.train.eval_batch_size)
     if data_file is None:
-        data = task_for(cfg).prepare_data(cfg)
-        _check_same_split(run_dir, data)
-        frame, name = data.splits["test"], "test"
+        frame, name = run_test_split(run_dir), "test"
     else:
         frame, name = (
             load_labelled_file(data_file, cfg.data, predictor.labels),
@@ -287,6 +285,15 @@ def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[s
     report["data"] = str(data_file) if data_file else "the run's test split"
     atomic_write_json(run_dir / "evaluations" / f"{name}.json", report)
     return report
+
+
+def run_test_split(run_dir: str | Path) -> pd.DataFrame:
+    """A run's own test split, rebuilt from its config; refused if its data files changed since."""
+    run_dir = Path(run_dir)
+    cfg = _run_config(run_dir)
+    data = task_for(cfg).prepare_data(cfg)
+    _check_same_split(run_dir, data)
+    return data.splits["test"]
 
 
 def predict(

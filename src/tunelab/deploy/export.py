@@ -1,16 +1,19 @@
 """`tunelab export`: a run's model as a standalone directory, checked against the run itself.
 
-`hf` copies the model as it is (full weights, or adapter plus the base it needs);
-`merged` folds LoRA/IA3 adapters into the base weights so no `peft` is needed to load it.
-The export is laid out like a run directory (`model/`, `run_card.json`), so `tunelab predict`
-and `tunelab evaluate` take it as they take a run.
-Every export compares its outputs with the run's model on a probe batch and records the
-largest difference in `export.json`; above the tolerance it fails and writes nothing.
+`hf` copies the model as it is (full weights, or adapter plus the base it needs); `merged`
+folds LoRA/IA3 adapters into the base weights so no `peft` is needed to load it; `onnx` writes
+an ONNX graph run by ONNX Runtime. `--quantize int8` and `--prune S` shrink the model on the way.
+The export is laid out like a run directory (`model/`, `run_card.json`, `config.yaml`), so
+`tunelab predict`, `evaluate` and `serve` take it as they take a run.
+
+Every export compares its outputs with the run's model on a probe batch; above the tolerance
+it fails and writes nothing. Quantization and pruning change outputs by design, so for those
+the check is the accuracy on the run's test split, measured before and after and recorded in
+`export.json` and `model_card.md` with the sizes and speeds.
 """
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -19,13 +22,18 @@ import torch
 from transformers import PreTrainedModel
 
 from tunelab.config import ModelConfig
+from tunelab.console import say
+from tunelab.deploy.card import write_model_card
+from tunelab.deploy.measure import measure_against_run
 from tunelab.errors import ConfigError, RunDirError
 from tunelab.inference import load_run_model
-from tunelab.io import atomic_directory, atomic_write_json
+from tunelab.io import atomic_directory, atomic_write_json, read_json
 from tunelab.models import load_tokenizer
 
-FORMATS = ("hf", "merged")
+FORMATS = ("hf", "merged", "onnx")
+QUANTIZATIONS = ("int8",)
 PARITY_TOLERANCE = 1e-4  # fp32 merging reorders sums; anything above this is a real difference
+ONNX_TOLERANCE = 1e-3  # the ONNX graph is fused and reordered by its optimizer; measured 7e-7
 PROBE_TEXTS = (
     "The service was quick and the food was excellent.",
     "I would not recommend this to anyone.",
@@ -33,57 +41,185 @@ PROBE_TEXTS = (
     "ok",
 )
 MERGEABLE = ("LORA", "IA3")
+WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 
 
-def export_run(run_dir: str | Path, out_dir: str | Path, fmt: str = "merged") -> dict[str, Any]:
+def export_run(
+    run_dir: str | Path,
+    out_dir: str | Path,
+    fmt: str = "merged",
+    quantize: str | None = None,
+    prune: float | None = None,
+    measure: bool = True,
+) -> dict[str, Any]:
     """Write the export into `out_dir` (new or replaced whole); returns what export.json records."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    if fmt not in FORMATS:
-        raise ConfigError(f"export format '{fmt}' is unknown; choose one of {', '.join(FORMATS)}.")
-    if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
-        raise ConfigError(
-            f"export directory {out_dir} is inside the run {run_dir}; pick a directory outside it."
-        )
+    card = read_json(run_dir / "run_card.json") or {}
+    _check_request(run_dir, out_dir, fmt, quantize, prune, card.get("task", "classification"))
     model = load_run_model(run_dir).eval()
     tokenizer = load_tokenizer(run_dir / "model", ModelConfig(name=str(run_dir / "model")))
     probe = tokenizer(list(PROBE_TEXTS), padding=True, return_tensors="pt")
     reference = _outputs(model, probe)
 
     adapter = _adapter_type(model)
-    if fmt == "merged":
-        if adapter is None:
-            raise RunDirError(
-                f"{run_dir} holds a fully fine-tuned model, which has nothing to merge. Use --format hf."
-            )
+    if adapter is not None and (fmt != "hf" or quantize or prune):
         if adapter not in MERGEABLE:
             raise RunDirError(
-                f"{run_dir} holds a {adapter} adapter, which has no weights to merge (virtual tokens). Use --format hf."
+                f"{run_dir} holds a {adapter} adapter, which has no weights to merge (virtual tokens). Use --format hf without --quantize/--prune."
             )
-        model = model.merge_and_unload()
+        model = model.merge_and_unload()  # ONNX, int8 and pruning work on plain weights
+    elif fmt == "merged":
+        raise RunDirError(
+            f"{run_dir} holds a fully fine-tuned model, which has nothing to merge. Use --format hf."
+        )
     difference = float((_outputs(model, probe) - reference).abs().max())
     if difference > PARITY_TOLERANCE:
         raise RunDirError(
             f"the {fmt} export differs from the run's model by {difference:.2e} (tolerance {PARITY_TOLERANCE:g}); nothing was written."
         )
-    record = {
+    record: dict[str, Any] = {
         "run": str(run_dir.resolve()),
         "format": fmt,
+        "quantize": quantize,
+        "prune": prune,
         "adapter": adapter,
+        "merged": adapter is not None and (fmt != "hf" or bool(quantize or prune)),
         "probe_texts": len(PROBE_TEXTS),
         "max_abs_difference": difference,
         "tolerance": PARITY_TOLERANCE,
     }
-    with atomic_directory(
-        out_dir
-    ) as tmp:  # laid out like a run: predict and evaluate take it as one
-        model.save_pretrained(tmp / "model")
-        tokenizer.save_pretrained(tmp / "model")
-        if (run_dir / "model" / "labels.json").is_file():
-            shutil.copy2(run_dir / "model" / "labels.json", tmp / "model" / "labels.json")
-        card = json.loads((run_dir / "run_card.json").read_text(encoding="utf-8"))
+    if prune:
+        from tunelab.deploy.prune import prune_global_magnitude
+
+        record["pruning"] = prune_global_magnitude(model, prune)
+        record["pruning"]["max_abs_difference"] = float(
+            (_outputs(model, probe) - reference).abs().max()
+        )
+    with atomic_directory(out_dir) as tmp:  # laid out like a run: predict and evaluate take it
+        model_dir = tmp / "model"
+        model_dir.mkdir()
+        if fmt == "onnx":
+            record["onnx"] = _write_onnx(model, tokenizer, probe, model_dir, quantize)
+        elif quantize == "int8":
+            record["int8"] = _write_int8(model, probe, model_dir)
+        else:
+            model.save_pretrained(model_dir)
+        tokenizer.save_pretrained(model_dir)
+        for extra in (run_dir / "model").iterdir():  # labels, prompt format: what the run keeps
+            if extra.is_file() and not _is_weights(extra) and not (model_dir / extra.name).exists():
+                shutil.copy2(extra, model_dir / extra.name)
+        if (run_dir / "config.yaml").is_file():
+            shutil.copy2(run_dir / "config.yaml", tmp / "config.yaml")
+        atomic_write_json(tmp / "run_card.json", {**card, "export": record})
+        if measure:
+            record["measured"] = measure_against_run(run_dir, tmp)
+            _announce(record)
         atomic_write_json(tmp / "run_card.json", {**card, "export": record})
         atomic_write_json(tmp / "export.json", record)
+        write_model_card(tmp, out_dir.name, run_dir, card, record)
     return record
+
+
+def _check_request(
+    run_dir: Path,
+    out_dir: Path,
+    fmt: str,
+    quantize: str | None,
+    prune: float | None,
+    task: str,
+) -> None:
+    """Refuse a request that cannot succeed before loading anything."""
+    if fmt not in FORMATS:
+        raise ConfigError(f"export format '{fmt}' is unknown; choose one of {', '.join(FORMATS)}.")
+    if quantize is not None and quantize not in QUANTIZATIONS:
+        raise ConfigError(f"--quantize '{quantize}' is unknown; the choice is int8.")
+    if prune is not None and not 0 < prune < 1:
+        raise ConfigError(
+            f"--prune is the share of weights to zero, above 0 and below 1; got {prune}."
+        )
+    if (fmt == "onnx" or quantize) and task != "classification":
+        raise ConfigError(
+            f"{run_dir} is a {task} run; ONNX and int8 exports cover classification runs. Use --format hf or merged."
+        )
+    if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
+        raise ConfigError(
+            f"export directory {out_dir} is inside the run {run_dir}; pick a directory outside it."
+        )
+
+
+def _write_onnx(
+    model: Any, tokenizer: Any, probe: Any, model_dir: Path, quantize: str | None
+) -> dict[str, Any]:
+    """Export, verify the fp32 graph against PyTorch on probes of several shapes, then quantize."""
+    from tunelab.deploy.onnx import ONNX_FILE, OnnxClassifier, export_classifier, quantize_int8
+
+    path = model_dir / ONNX_FILE
+    export_classifier(model, dict(probe), path)
+    model.config.save_pretrained(model_dir)
+    session = OnnxClassifier(path)
+    checks = [probe, tokenizer([PROBE_TEXTS[2]], return_tensors="pt")]  # batch of 1, other length
+    difference = max(
+        float(
+            abs(
+                session.logits({k: v.numpy() for k, v in b.items()}) - _outputs(model, b).numpy()
+            ).max()
+        )
+        for b in checks
+    )
+    if difference > ONNX_TOLERANCE:
+        raise RunDirError(
+            f"the ONNX graph differs from the PyTorch model by {difference:.2e} (tolerance {ONNX_TOLERANCE:g}); nothing was written."
+        )
+    result: dict[str, Any] = {"max_abs_difference": difference, "tolerance": ONNX_TOLERANCE}
+    if quantize == "int8":
+        quantized = model_dir / "model.int8.tmp.onnx"
+        quantize_int8(path, quantized)
+        quantized.replace(path)
+        int8 = OnnxClassifier(path).logits({k: v.numpy() for k, v in probe.items()})
+        result["int8_max_abs_difference"] = float(abs(int8 - _outputs(model, probe).numpy()).max())
+    return result
+
+
+def _write_int8(model: Any, probe: Any, model_dir: Path) -> dict[str, Any]:
+    from tunelab.deploy.int8 import quantize_dynamic_int8, save_int8
+
+    quantized = quantize_dynamic_int8(model)
+    save_int8(quantized, model_dir)
+    return {
+        "max_abs_difference": float(
+            (_outputs(quantized, probe) - _outputs(model, probe)).abs().max()
+        )
+    }
+
+
+def _announce(record: dict[str, Any]) -> None:
+    measured = record["measured"]
+    size = measured["size_mb"]
+    say(f"size: {size['run']:.1f} MB -> {size['export']:.1f} MB")
+    speed = measured.get("speed")
+    if speed:
+        say(
+            f"speed on {speed['texts']} texts: run {speed['run_texts_per_s']:.0f} texts/s ({speed['run_precision']}), "
+            f"export {speed['export_texts_per_s']:.0f} texts/s ({speed['ratio']:.2f}x)"
+            + (
+                f"; the run in fp32: {speed['run_fp32_texts_per_s']:.0f} texts/s"
+                if "run_fp32_texts_per_s" in speed
+                else ""
+            )
+        )
+    accuracy = measured.get("accuracy")
+    if accuracy and "skipped" not in accuracy:
+        say(
+            f"test accuracy: run {accuracy['run']['accuracy']:.4f} -> export {accuracy['export']['accuracy']:.4f} "
+            f"({accuracy['change']['accuracy']:+.4f}); macro-F1 {accuracy['change']['macro_f1']:+.4f}"
+        )
+    elif accuracy:
+        say(f"test accuracy not measured: {accuracy['skipped']}")
+
+
+def _is_weights(path: Path) -> bool:
+    """The run's own weights (or adapter): an export writes its own in their place."""
+    return path.name.endswith(WEIGHT_SUFFIXES) or path.name == "adapter_config.json"
 
 
 def _adapter_type(model: PreTrainedModel) -> str | None:

@@ -1,0 +1,44 @@
+"""Global magnitude pruning of the Linear weights in a model's body, made permanent.
+
+The head (classifier, LM head) is left whole: it is small and every output depends on it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn.utils import prune
+
+
+def body_linears(model: Any) -> list[tuple[str, torch.nn.Linear]]:
+    body = getattr(model, "base_model", model)
+    if hasattr(body, "get_base_model"):  # a PeftModel: prune the model under the adapter
+        body = body.get_base_model()
+        body = getattr(body, "base_model", body)
+    return [(n, m) for n, m in body.named_modules() if isinstance(m, torch.nn.Linear)]
+
+
+def prune_global_magnitude(model: Any, sparsity: float) -> dict[str, Any]:
+    """Zero the `sparsity` share of smallest-magnitude body Linear weights; returns what was measured."""
+    linears = body_linears(model)
+    if not linears:
+        raise ValueError("the model has no Linear layers to prune")
+    parameters = [(module, "weight") for _, module in linears]
+    prune.global_unstructured(parameters, pruning_method=prune.L1Unstructured, amount=sparsity)
+    for module, name in parameters:
+        prune.remove(module, name)  # weight = weight_orig * mask, stored as a plain tensor
+    return measured_sparsity(model, linears)
+
+
+def measured_sparsity(model: Any, linears: list[tuple[str, torch.nn.Linear]]) -> dict[str, Any]:
+    pruned_zeros = sum(int((m.weight == 0).sum()) for _, m in linears)
+    pruned_total = sum(m.weight.numel() for _, m in linears)
+    all_zeros = sum(int((p == 0).sum()) for p in model.parameters())
+    all_total = sum(p.numel() for p in model.parameters())
+    return {
+        "layers": len(linears),
+        "pruned_weights": pruned_total,
+        "sparsity_of_pruned_layers": pruned_zeros / pruned_total,
+        "sparsity_of_all_parameters": all_zeros / all_total,
+    }
