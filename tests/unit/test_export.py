@@ -1,19 +1,23 @@
-"""`tunelab export`: merged adapters give the run's outputs without peft; bad requests are one line."""
+"""`tunelab export`: merged, ONNX, int8 and pruned exports are checked and measured; bad requests are one line."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file
 from test_cli import assert_one_line_error, run
 
 import tunelab
 from tunelab.config import build_config
+from tunelab.deploy import export as export_module
 from tunelab.deploy.export import PROBE_TEXTS, export_run
+from tunelab.deploy.int8 import INT8_FILE
 from tunelab.errors import ConfigError, RunDirError
-from tunelab.inference import Predictor, load_run_model
+from tunelab.inference import OnnxPredictor, Predictor, _is_int8, load_run_model
 
 
 def trained(tiny_config, method: str, **extra) -> Path:
@@ -71,7 +75,7 @@ def test_bad_export_requests_are_refused_before_writing(tiny_config, tmp_path: P
         export_run(full, tmp_path / "x", "merged")
     with pytest.raises(ConfigError, match="inside the run"):
         export_run(full, full / "export", "hf")
-    with pytest.raises(ConfigError, match="unknown; choose one of hf, merged"):
+    with pytest.raises(ConfigError, match="unknown; choose one of hf, merged, onnx"):
         export_run(full, tmp_path / "x", "onnnx")
     assert not (tmp_path / "x").exists()
     prompt = trained(tiny_config, "prompt", virtual_tokens={"num_virtual_tokens": 2})
@@ -93,3 +97,133 @@ def test_export_command_prints_the_parity_and_refuses_in_one_line(
     assert_one_line_error(
         run("export", str(tmp_path / "nope"), "--out", str(tmp_path / "n")), "nope"
     )
+
+
+def test_onnx_export_matches_pytorch_and_is_what_predict_loads(tiny_config, tmp_path: Path) -> None:
+    run_dir = trained(tiny_config, "full")
+    record = export_run(run_dir, tmp_path / "onnx", "onnx")
+    exported = tmp_path / "onnx"
+    assert (exported / "model" / "model.onnx").is_file()
+    assert not (exported / "model" / "model.safetensors").exists()
+    assert record["onnx"]["max_abs_difference"] <= record["onnx"]["tolerance"] == 1e-3
+    onnx_predictor = Predictor.from_run_dir(exported)
+    assert isinstance(onnx_predictor, OnnxPredictor)
+    texts = [*PROBE_TEXTS, "good", "the plot was really very boring and the acting was sad"]
+    np.testing.assert_allclose(
+        onnx_predictor.logits(texts), Predictor.from_run_dir(run_dir).logits(texts), atol=1e-4
+    )
+    accuracy = record["measured"]["accuracy"]
+    assert accuracy["rows"] > 0 and abs(accuracy["change"]["accuracy"]) < 1e-9
+    assert record["measured"]["speed"]["export_texts_per_s"] > 0
+    saved = json.loads((exported / "export.json").read_text())
+    assert saved["onnx"] == record["onnx"]
+
+
+def test_an_onnx_graph_outside_the_tolerance_is_refused_and_nothing_written(
+    tiny_config, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run_dir = trained(tiny_config, "full")
+    monkeypatch.setattr(export_module, "ONNX_TOLERANCE", 0.0)  # any float difference now fails
+    with pytest.raises(RunDirError, match="ONNX graph differs from the PyTorch model"):
+        export_run(run_dir, tmp_path / "onnx", "onnx", measure=False)
+    assert not (tmp_path / "onnx").exists()
+    assert not list(tmp_path.glob(".onnx.*"))  # no temp directory left behind
+
+
+@pytest.mark.parametrize("fmt", ["hf", "onnx"])
+def test_int8_exports_store_int8_weights_and_record_size_and_accuracy(
+    tiny_config, tmp_path: Path, fmt: str
+) -> None:
+    run_dir = trained(tiny_config, "full")
+    plain = export_run(run_dir, tmp_path / "plain", fmt)
+    record = export_run(run_dir, tmp_path / "int8", fmt, quantize="int8")
+    size, plain_size = record["measured"]["size_mb"], plain["measured"]["size_mb"]
+    assert size["export"] < plain_size["export"]
+    assert size["run"] == plain_size["run"]
+    accuracy = record["measured"]["accuracy"]
+    for key in ("accuracy", "macro_f1"):
+        assert accuracy["change"][key] == pytest.approx(
+            accuracy["export"][key] - accuracy["run"][key]
+        )
+    predictor = Predictor.from_run_dir(tmp_path / "int8")
+    texts = [*PROBE_TEXTS, "good", "awful"]
+    run_probabilities = Predictor.from_run_dir(run_dir).predict(texts)[1]
+    np.testing.assert_allclose(predictor.predict(texts)[1], run_probabilities, atol=0.05)
+    if fmt == "hf":
+        stored = load_file(tmp_path / "int8" / "model" / INT8_FILE)
+        query = "bert.encoder.layer.0.attention.self.query"
+        assert stored[f"{query}.weight"].dtype == torch.int8
+        assert stored[f"{query}.weight_scale"].shape == (16,)  # one scale per output channel
+        assert _is_int8(predictor.model) and record["int8"]["max_abs_difference"] > 0
+        # Linear weights 4 bytes -> 1 (+ scales); a model this tiny keeps headers at ~0.6
+        assert size["export"] < plain_size["export"] * 0.7
+    else:
+        import onnx
+
+        graph = onnx.load(tmp_path / "int8" / "model" / "model.onnx").graph
+        int8_weights = [t for t in graph.initializer if t.data_type == onnx.TensorProto.INT8]
+        assert sum(np.prod(t.dims) for t in int8_weights) >= 2 * 4 * 16 * 16  # q,k,v,o of 2 layers
+
+
+def test_pruning_reaches_the_asked_sparsity_in_the_body_and_keeps_the_head(
+    tiny_config, tmp_path: Path
+) -> None:
+    run_dir = trained(tiny_config, "full")
+    record = export_run(run_dir, tmp_path / "pruned", "hf", prune=0.5)
+    assert record["pruning"]["sparsity_of_pruned_layers"] == pytest.approx(0.5, abs=0.01)
+    model = load_run_model(tmp_path / "pruned")
+    body = [m.weight for m in model.bert.modules() if isinstance(m, torch.nn.Linear)]
+    zeros = sum(int((w == 0).sum()) for w in body) / sum(w.numel() for w in body)
+    assert zeros == pytest.approx(0.5, abs=0.01)  # the zeros were saved, not only masked
+    assert int((model.classifier.weight == 0).sum()) == 0
+    assert "accuracy" in record["measured"]["accuracy"]["change"]
+    card = (tmp_path / "pruned" / "model_card.md").read_text()
+    assert "measured sparsity of the pruned layers: 0.5" in card
+
+
+def test_the_model_card_has_use_data_metrics_baselines_limits_and_licences(
+    tiny_config, tmp_path: Path
+) -> None:
+    run_dir = trained(tiny_config, "full")
+    export_run(run_dir, tmp_path / "card", "hf")
+    card = (tmp_path / "card" / "model_card.md").read_text()
+    for heading in ("Intended use", "Training data", "Metrics", "Limitations", "Licences"):
+        assert f"## {heading}" in card
+    assert "# Model card: card\n" in card
+    assert "| baseline: majority |" in card and "| this export |" in card
+    assert "no PROVENANCE.md beside the file" in card  # the toy data has none, and says so
+
+
+def test_lora_exports_to_onnx_after_merging(tiny_config, tmp_path: Path) -> None:
+    run_dir = trained(tiny_config, "lora")
+    record = export_run(run_dir, tmp_path / "onnx", "onnx", measure=False)
+    assert record["merged"] and record["adapter"] == "LORA"
+    np.testing.assert_allclose(
+        Predictor.from_run_dir(tmp_path / "onnx").logits(list(PROBE_TEXTS)),
+        Predictor.from_run_dir(run_dir).logits(list(PROBE_TEXTS)),
+        atol=1e-4,
+    )
+
+
+def test_bad_compression_requests_end_in_one_line(tiny_config, tmp_path: Path) -> None:
+    full = trained(tiny_config, "full")
+    with pytest.raises(ConfigError, match="--quantize 'int4' is unknown"):
+        export_run(full, tmp_path / "x", "hf", quantize="int4")
+    with pytest.raises(ConfigError, match=r"above 0 and below 1; got 1\.5"):
+        export_run(full, tmp_path / "x", "hf", prune=1.5)
+    with pytest.raises(ConfigError, match="needs a CUDA GPU"):
+        Predictor.from_run_dir(full, load_in="4bit")
+    result = run("export", str(full), "--out", str(tmp_path / "x"), "--prune", "0")
+    assert_one_line_error(result, "above 0 and below 1")
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bitsandbytes loading needs CUDA")
+def test_bitsandbytes_loading_on_a_gpu_predicts_like_the_run(tiny_config) -> None:
+    run_dir = trained(tiny_config, "full")
+    texts = list(PROBE_TEXTS)
+    expected = Predictor.from_run_dir(run_dir).predict(texts)[1]
+    for bits in ("8bit", "4bit"):
+        got = Predictor.from_run_dir(run_dir, load_in=bits).predict(texts)[1]
+        np.testing.assert_allclose(got, expected, atol=0.1)
