@@ -304,6 +304,7 @@ def predict(
     text_column: str | None = None,
     batch_size: int = 64,
     chunk_rows: int = 10_000,
+    load_in: str | None = None,
 ) -> pd.DataFrame:
     """Label texts (given directly or in a file) in memory: the rows plus label and probabilities.
 
@@ -314,7 +315,7 @@ def predict(
         raise ConfigError(
             "give either texts or an input file to predict, not both and not neither."
         )
-    predictor = _predictor(run_dir, batch_size)
+    predictor = _predictor(run_dir, batch_size, load_in)
     if texts is not None:
         frame = label_frame(predictor, pd.DataFrame({"text": texts}), "text")
     else:
@@ -337,12 +338,13 @@ def predict_file(
     batch_size: int = 64,
     chunk_rows: int = 10_000,
     progress: Any = None,
+    load_in: str | None = None,
 ) -> int:
     """Stream a file through the model; write CSV/JSONL (or print JSONL); returns the rows done.
 
     `progress(done_rows)` is called after every chunk (the CLI draws its bar with it).
     """
-    predictor = _predictor(run_dir, batch_size)
+    predictor = _predictor(run_dir, batch_size, load_in)
     chunks = iter_text_chunks(input_file, text_column, chunk_rows)
     done = 0
     if output_file is None:
@@ -362,12 +364,12 @@ def predict_file(
     return done
 
 
-def _predictor(run_dir: str | Path, batch_size: int) -> Predictor:
+def _predictor(run_dir: str | Path, batch_size: int, load_in: str | None = None) -> Predictor:
     hf_logging.disable_progress_bar()  # a weight-loading bar would mix with output and errors
     run_path = Path(run_dir)
     if (run_path / "config.yaml").is_file():
         _require_classification(_run_config(run_path), run_path, "predict")
-    return Predictor.from_run_dir(run_dir, batch_size)
+    return Predictor.from_run_dir(run_dir, batch_size, load_in)
 
 
 def label_frame(predictor: Predictor, frame: pd.DataFrame, column: str) -> pd.DataFrame:

@@ -216,6 +216,8 @@ def test_bad_compression_requests_end_in_one_line(tiny_config, tmp_path: Path) -
     result = run("export", str(full), "--out", str(tmp_path / "x"), "--prune", "0")
     assert_one_line_error(result, "above 0 and below 1")
     assert not (tmp_path / "x").exists()
+    result = run("predict", str(full), "--text", "good", "--load-in", "4bit")
+    assert_one_line_error(result, "loading in 4bit needs a CUDA GPU")
 
 
 @pytest.mark.gpu
