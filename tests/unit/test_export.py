@@ -229,3 +229,19 @@ def test_bitsandbytes_loading_on_a_gpu_predicts_like_the_run(tiny_config) -> Non
     for bits in ("8bit", "4bit"):
         got = Predictor.from_run_dir(run_dir, load_in=bits).predict(texts)[1]
         np.testing.assert_allclose(got, expected, atol=0.1)
+
+
+def test_a_recovery_fine_tune_keeps_the_pruned_weights_at_zero(tiny_config, tmp_path: Path) -> None:
+    run_dir = trained(tiny_config, "full")
+    export_run(run_dir, tmp_path / "no-recovery", "hf", prune=0.5, measure=False)
+    record = export_run(
+        run_dir, tmp_path / "recovered", "hf", prune=0.5, measure=False, recover_epochs=1
+    )
+    assert record["recovery"]["epochs"] == 1 and "accuracy" in record["recovery"]["validation"]
+    assert record["pruning"]["sparsity_of_pruned_layers"] == pytest.approx(0.5, abs=0.01)
+    before = load_run_model(tmp_path / "no-recovery").bert.encoder.layer[0].output.dense.weight
+    after = load_run_model(tmp_path / "recovered").bert.encoder.layer[0].output.dense.weight
+    assert torch.equal(before == 0, after == 0)  # the same weights stayed pruned
+    assert not torch.equal(before, after)  # and the others were trained
+    with pytest.raises(ConfigError, match="give --prune too"):
+        export_run(run_dir, tmp_path / "x", "hf", recover_epochs=1)

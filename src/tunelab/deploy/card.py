@@ -116,6 +116,12 @@ def _metrics(metrics: dict[str, Any], record: dict[str, Any]) -> str:
         lines.append(
             f"- ONNX graph vs PyTorch: {record['onnx']['max_abs_difference']:.2e} (tolerance {record['onnx']['tolerance']:g})"
         )
+    if "recovery" in record:
+        recovery = record["recovery"]
+        lines.append(
+            f"- recovery fine-tune after pruning: {recovery['epochs']:g} epochs at lr {recovery['lr']:g}, "
+            f"pruned weights held at zero; validation {recovery['validation']}"
+        )
     if "pruning" in record:
         lines.append(
             f"- measured sparsity of the pruned layers: {record['pruning']['sparsity_of_pruned_layers']:.4f}"

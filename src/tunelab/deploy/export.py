@@ -51,11 +51,16 @@ def export_run(
     quantize: str | None = None,
     prune: float | None = None,
     measure: bool = True,
+    recover_epochs: float | None = None,
 ) -> dict[str, Any]:
     """Write the export into `out_dir` (new or replaced whole); returns what export.json records."""
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     card = read_json(run_dir / "run_card.json") or {}
     _check_request(run_dir, out_dir, fmt, quantize, prune, card.get("task", "classification"))
+    if recover_epochs is not None and not (prune and recover_epochs > 0):
+        raise ConfigError(
+            "--recover-epochs fine-tunes after pruning: give --prune too, and a positive number of epochs."
+        )
     model = load_run_model(run_dir).eval()
     tokenizer = load_tokenizer(run_dir / "model", ModelConfig(name=str(run_dir / "model")))
     probe = tokenizer(list(PROBE_TEXTS), padding=True, return_tensors="pt")
@@ -92,6 +97,12 @@ def export_run(
         from tunelab.deploy.prune import prune_global_magnitude
 
         record["pruning"] = prune_global_magnitude(model, prune)
+        if recover_epochs:
+            from tunelab.deploy.prune import body_linears, measured_sparsity
+            from tunelab.deploy.recover import recover
+
+            model, record["recovery"] = recover(run_dir, model, tokenizer, recover_epochs)
+            record["pruning"].update(measured_sparsity(model, body_linears(model)))
         record["pruning"]["max_abs_difference"] = float(
             (_outputs(model, probe) - reference).abs().max()
         )

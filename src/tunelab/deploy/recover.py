@@ -1,0 +1,66 @@
+"""A short recovery fine-tune after pruning, with the pruned weights held at zero.
+
+It is an ordinary `tunelab train` run on the run's own data and settings, started from the
+pruned weights, plus a callback that multiplies every pruned weight by its mask after each
+optimizer step (projected gradient descent), so the sparsity the export reports is the
+sparsity it ships.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from tunelab.deploy.prune import body_linears
+
+
+class KeepPruned(TrainerCallback):  # type: ignore[misc]
+    """Re-zeroes the weights that were zero when training began, after every step."""
+
+    def __init__(self) -> None:
+        self.masks: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def on_train_begin(
+        self, args: Any, state: Any, control: Any, model: Any = None, **kw: Any
+    ) -> None:
+        self.masks = [(m.weight, m.weight != 0) for _, m in body_linears(model)]
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kw: Any) -> None:
+        with torch.no_grad():
+            for weight, mask in self.masks:
+                weight.mul_(mask)
+
+
+def recover(run_dir: Path, model: Any, tokenizer: Any, epochs: float) -> tuple[Any, dict[str, Any]]:
+    """Fine-tune the pruned `model` for `epochs` on the run's training split; returns it and a record."""
+    import tunelab
+    from tunelab.config import build_config
+    from tunelab.inference import load_run_model
+    from tunelab.pipeline import _run_config
+
+    cfg = _run_config(run_dir)
+    with tempfile.TemporaryDirectory(prefix="tunelab-recover-") as scratch:
+        start = Path(scratch) / "pruned"
+        model.save_pretrained(start)
+        tokenizer.save_pretrained(start)
+        raw = cfg.to_dict()
+        raw["model"]["name"] = str(start)
+        raw["model"].pop("vocabulary", None)  # added tokens are in the saved tokenizer already
+        if raw["method"]["name"] != "full":  # adapters were merged: the weights are plain now
+            raw["method"] = {"name": "full"}
+        raw["train"].update(epochs=epochs, resume=False)
+        raw["eval"].update(baselines=False, forgetting=False)
+        raw["output"].update(dir=scratch, name="recovery", overwrite=True, tracking="none")
+        result = tunelab.train(build_config(raw), callbacks=(KeepPruned(),))
+        recovered = load_run_model(result.run_dir).eval()
+    validation = result.metrics.get("validation", {})
+    return recovered, {
+        "epochs": epochs,
+        "lr": cfg.train.lr,
+        "validation": {k: v for k, v in validation.items() if isinstance(v, float)},
+        "seconds": round(result.wall_seconds, 1),
+    }
