@@ -18,7 +18,7 @@ from transformers import TrainerCallback
 from tunelab.deploy.prune import body_linears
 
 
-class KeepPruned(TrainerCallback):  # type: ignore[misc]
+class KeepPruned(TrainerCallback):
     """Re-zeroes the weights that were zero when training began, after every step."""
 
     def __init__(self) -> None:
