@@ -166,6 +166,10 @@ def predict(
     chunk_rows: Annotated[
         int, typer.Option("--chunk-rows", help="rows read and written at a time (bounds memory)")
     ] = 10_000,
+    load_in: Annotated[
+        str | None,
+        typer.Option("--load-in", help="4bit or 8bit: bitsandbytes weights on a CUDA GPU"),
+    ] = None,
 ) -> None:
     """Label texts with a trained run: label and class probabilities for each.
 
@@ -181,7 +185,9 @@ def predict(
     if input is None:
         if not text:
             raise ConfigError("give --text (repeatable) or --input FILE.")
-        frame = run_prediction(run_dir, texts=text, output_file=output, batch_size=batch_size)
+        frame = run_prediction(
+            run_dir, texts=text, output_file=output, batch_size=batch_size, load_in=load_in
+        )
         if output is None:
             for record in frame.to_dict(orient="records"):
                 print(json.dumps(record, ensure_ascii=False, default=float))
@@ -203,6 +209,7 @@ def predict(
             batch_size=batch_size,
             chunk_rows=chunk_rows,
             progress=lambda rows: bar.update(task, completed=rows),
+            load_in=load_in,
         )
     if output is not None:
         console.print(f"wrote {done} predictions to {output}")
@@ -216,19 +223,44 @@ def export(
     format: Annotated[
         str,
         typer.Option(
-            "--format", help="hf: the model as trained; merged: adapters folded into the base"
+            "--format",
+            help="hf: the model as trained; merged: adapters folded into the base; onnx: an ONNX Runtime graph",
         ),
     ] = "merged",
     merge: Annotated[bool, typer.Option("--merge", help="same as --format merged")] = False,
+    quantize: Annotated[
+        str | None, typer.Option("--quantize", help="int8: dynamic int8 Linear weights")
+    ] = None,
+    prune: Annotated[
+        float | None,
+        typer.Option("--prune", help="zero this share of body Linear weights (global magnitude)"),
+    ] = None,
+    measure: Annotated[
+        bool,
+        typer.Option(
+            "--measure/--no-measure", help="size, speed and test accuracy against the run"
+        ),
+    ] = True,
+    recover_epochs: Annotated[
+        float | None,
+        typer.Option(
+            "--recover-epochs",
+            help="after --prune, fine-tune this many epochs on the run's data, pruned weights held at zero",
+        ),
+    ] = None,
 ) -> None:
-    """Write a standalone copy of a run's model, checked against the run on a probe batch."""
+    """Write a standalone copy of a run's model, checked against the run, with export.json and model_card.md."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.deploy.export import export_run
 
-    record = export_run(run_dir, out, "merged" if merge else format)
+    record = export_run(
+        run_dir, out, "merged" if merge else format, quantize, prune, measure, recover_epochs
+    )
     console.print(
-        f"exported {record['format']} to {out}; largest output difference from the run: "
-        f"{record['max_abs_difference']:.2e} (tolerance {record['tolerance']:g})"
+        f"exported {record['format']}{' + ' + record['quantize'] if record['quantize'] else ''} to {out}; "
+        f"largest output difference from the run before compression: "
+        f"{record['max_abs_difference']:.2e} (tolerance {record['tolerance']:g}); "
+        f"checks in {out / 'export.json'}, card in {out / 'model_card.md'}"
     )
 
 
@@ -268,6 +300,51 @@ def generate(
     else:
         for record in frame.to_dict(orient="records"):
             print(json.dumps(record, ensure_ascii=False, default=str))
+
+
+@app.command()
+@user_errors
+def serve(
+    run_dir: Annotated[Path, typer.Argument(help="directory of a finished run, or an export")],
+    host: Annotated[
+        str, typer.Option(help="address to listen on; 0.0.0.0 opens it to the network")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="TCP port")] = 8000,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="TUNELAB_API_KEY",
+            help="require this key (Authorization: Bearer KEY, or X-API-Key) on all but /health",
+        ),
+    ] = None,
+    max_batch_size: Annotated[
+        int, typer.Option(help="texts per model call across requests; 1 = one request at a time")
+    ] = 32,
+    max_wait_ms: Annotated[
+        float, typer.Option(help="how long a batch waits for more requests (ms)")
+    ] = 5,
+    queue_size: Annotated[
+        int, typer.Option(help="requests that may wait for the model; more get 503")
+    ] = 256,
+    max_items: Annotated[int, typer.Option(help="texts or prompts per request; more get 413")] = 64,
+    max_chars: Annotated[int, typer.Option(help="characters per text; longer gets 413")] = 10_000,
+) -> None:
+    """Serve a run over HTTP: /v1/predict, or OpenAI-style /v1/completions and /v1/chat/completions."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from tunelab.serve.app import run_server
+
+    run_server(
+        run_dir,
+        host=host,
+        port=port,
+        api_key=api_key,
+        max_batch_size=max_batch_size,
+        max_wait_ms=max_wait_ms,
+        queue_size=queue_size,
+        max_items=max_items,
+        max_chars=max_chars,
+    )
 
 
 @app.command()
