@@ -329,6 +329,10 @@ def serve(
     ] = 256,
     max_items: Annotated[int, typer.Option(help="texts or prompts per request; more get 413")] = 64,
     max_chars: Annotated[int, typer.Option(help="characters per text; longer gets 413")] = 10_000,
+    load_in: Annotated[
+        str | None,
+        typer.Option("--load-in", help="4bit or 8bit: bitsandbytes weights on a CUDA GPU"),
+    ] = None,
 ) -> None:
     """Serve a run over HTTP: /v1/predict, or OpenAI-style /v1/completions and /v1/chat/completions."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -344,6 +348,7 @@ def serve(
         queue_size=queue_size,
         max_items=max_items,
         max_chars=max_chars,
+        load_in=load_in,
     )
 
 

@@ -33,7 +33,9 @@ class Generator:
         self.precision = precision
 
     @classmethod
-    def from_run_dir(cls, run_dir: str | Path, cfg: RunConfig) -> Generator:
+    def from_run_dir(
+        cls, run_dir: str | Path, cfg: RunConfig, load_in: str | None = None
+    ) -> Generator:
         run_dir = Path(run_dir)
         model_dir = run_dir / "model"
         card = read_json(run_dir / "run_card.json") or {}
@@ -47,7 +49,7 @@ class Generator:
         tokenizer = load_tokenizer(model_dir, ModelConfig(name=str(model_dir)))
         if chat:
             chat_format.check_saved_template(model_dir, tokenizer)
-        model = load_run_model(run_dir).eval()
+        model = load_run_model(run_dir, load_in).eval()
         precision = resolve_precision("auto") if card.get("precision") == "bf16" else "fp32"
         return cls(model, tokenizer, cfg, chat, precision)
 

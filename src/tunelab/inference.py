@@ -172,8 +172,11 @@ AUTO_CLASS_BY_TASK = {
 }
 
 
-def load_run_model(run_dir: str | Path) -> PreTrainedModel:
-    """The trained model of any run (full weights, or an adapter put back onto its base model)."""
+def load_run_model(run_dir: str | Path, load_in: str | None = None) -> PreTrainedModel:
+    """The trained model of any run (full weights, or an adapter put back onto its base model).
+
+    `load_in` ("4bit"/"8bit") loads the weights through bitsandbytes on a CUDA GPU.
+    """
     import transformers
 
     run_dir = Path(run_dir)
@@ -184,7 +187,11 @@ def load_run_model(run_dir: str | Path) -> PreTrainedModel:
         LabelMap.load(labels_file) if task == "classification" and labels_file.is_file() else None
     )
     return _load_model(
-        run_dir / "model", labels, card, getattr(transformers, AUTO_CLASS_BY_TASK[task])
+        run_dir / "model",
+        labels,
+        card,
+        getattr(transformers, AUTO_CLASS_BY_TASK[task]),
+        bitsandbytes_kwargs(load_in),
     )
 
 

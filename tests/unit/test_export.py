@@ -218,6 +218,8 @@ def test_bad_compression_requests_end_in_one_line(tiny_config, tmp_path: Path) -
     assert not (tmp_path / "x").exists()
     result = run("predict", str(full), "--text", "good", "--load-in", "4bit")
     assert_one_line_error(result, "loading in 4bit needs a CUDA GPU")
+    result = run("serve", str(full), "--port", "0", "--load-in", "8bit")
+    assert_one_line_error(result, "loading in 8bit needs a CUDA GPU")
 
 
 @pytest.mark.gpu

@@ -38,6 +38,7 @@ def create_app(
     queue_size: int = 256,
     max_items: int = 64,
     max_chars: int = 10_000,
+    load_in: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving the run (or export) in `run_dir`; see `tunelab.serve` for routes."""
     limits = Limits(max_batch_size, max_wait_ms, queue_size, max_items, max_chars)
@@ -46,7 +47,7 @@ def create_app(
         raise ConfigError(
             "the API key is empty. Pass a non-empty --api-key (or TUNELAB_API_KEY), or none."
         )
-    served = load_served_model(run_dir, max_batch_size)
+    served = load_served_model(run_dir, max_batch_size, load_in)
     metrics = ServerMetrics()
     batcher = MicroBatcher(
         served.run_batch,

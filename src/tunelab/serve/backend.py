@@ -193,7 +193,9 @@ def _cut_at_stop(text: str, stops: tuple[str, ...]) -> tuple[str, bool]:
     return (text[: min(cuts)].rstrip(), True) if cuts else (text, False)
 
 
-def load_served_model(run_dir: str | Path, max_batch_size: int) -> ServedModel:
+def load_served_model(
+    run_dir: str | Path, max_batch_size: int, load_in: str | None = None
+) -> ServedModel:
     """The run's model, ready to serve; a run the server cannot serve is a RunDirError."""
     from transformers.utils import logging as hf_logging
 
@@ -214,7 +216,7 @@ def load_served_model(run_dir: str | Path, max_batch_size: int) -> ServedModel:
     if task == "classification":
         from tunelab.inference import Predictor
 
-        predictor = Predictor.from_run_dir(path, batch_size=64)
+        predictor = Predictor.from_run_dir(path, batch_size=64, load_in=load_in)
         return ServedClassifier(path, task, card, export, predictor=predictor)
     chat = (path / "model" / chat_format.PROMPT_FILE).is_file()
     if task not in GENERATIVE or (task == "causal_lm" and not chat):
@@ -229,7 +231,7 @@ def load_served_model(run_dir: str | Path, max_batch_size: int) -> ServedModel:
         )
     from tunelab.generator import Generator
 
-    generator = Generator.from_run_dir(path, run_config(path))
+    generator = Generator.from_run_dir(path, run_config(path), load_in)
     return ServedGenerator(
         path, task, card, export, generator=generator, batch_size=max(1, max_batch_size)
     )
