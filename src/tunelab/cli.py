@@ -224,9 +224,9 @@ def export(
         str,
         typer.Option(
             "--format",
-            help="hf: the model as trained; merged: adapters folded into the base; onnx: an ONNX Runtime graph",
+            help="auto: merged for LoRA/IA3, else hf; hf: the model as trained; merged: adapters folded into the base; onnx: an ONNX Runtime graph",
         ),
-    ] = "merged",
+    ] = "auto",
     merge: Annotated[bool, typer.Option("--merge", help="same as --format merged")] = False,
     quantize: Annotated[
         str | None, typer.Option("--quantize", help="int8: dynamic int8 Linear weights")
@@ -253,6 +253,8 @@ def export(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.deploy.export import export_run
 
+    if merge and format not in ("auto", "merged"):
+        raise ConfigError(f"--merge means --format merged; it cannot go with --format {format}.")
     record = export_run(
         run_dir, out, "merged" if merge else format, quantize, prune, measure, recover_epochs
     )

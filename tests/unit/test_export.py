@@ -73,9 +73,16 @@ def test_bad_export_requests_are_refused_before_writing(tiny_config, tmp_path: P
     full = trained(tiny_config, "full")
     with pytest.raises(RunDirError, match="nothing to merge"):
         export_run(full, tmp_path / "x", "merged")
-    with pytest.raises(ConfigError, match="inside the run"):
+    with pytest.raises(ConfigError, match="inside it or above it"):
         export_run(full, full / "export", "hf")
-    with pytest.raises(ConfigError, match="unknown; choose one of hf, merged, onnx"):
+    with pytest.raises(ConfigError, match="inside it or above it"):
+        export_run(full, full.parent, "hf")  # replacing the runs directory would delete the run
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "keep.txt").write_text("mine")
+    with pytest.raises(ConfigError, match="exists and is not a tunelab export"):
+        export_run(full, tmp_path / "notes", "hf")
+    assert (tmp_path / "notes" / "keep.txt").read_text() == "mine"
+    with pytest.raises(ConfigError, match="unknown; choose one of auto, hf, merged, onnx"):
         export_run(full, tmp_path / "x", "onnnx")
     assert not (tmp_path / "x").exists()
     prompt = trained(tiny_config, "prompt", virtual_tokens={"num_virtual_tokens": 2})
@@ -114,7 +121,8 @@ def test_onnx_export_matches_pytorch_and_is_what_predict_loads(tiny_config, tmp_
     )
     accuracy = record["measured"]["accuracy"]
     assert accuracy["rows"] > 0 and abs(accuracy["change"]["accuracy"]) < 1e-9
-    assert record["measured"]["speed"]["export_texts_per_s"] > 0
+    speed = record["measured"]["speed"]
+    assert speed["export_device"] == "cpu" and speed["texts"] == accuracy["rows"]
     saved = json.loads((exported / "export.json").read_text())
     assert saved["onnx"] == record["onnx"]
 
@@ -141,10 +149,9 @@ def test_int8_exports_store_int8_weights_and_record_size_and_accuracy(
     assert size["export"] < plain_size["export"]
     assert size["run"] == plain_size["run"]
     accuracy = record["measured"]["accuracy"]
-    for key in ("accuracy", "macro_f1"):
-        assert accuracy["change"][key] == pytest.approx(
-            accuracy["export"][key] - accuracy["run"][key]
-        )
+    scored_again = tunelab.evaluate(tmp_path / "int8")  # the export, scored by `tunelab evaluate`
+    assert accuracy["export"]["accuracy"] == pytest.approx(scored_again["accuracy"])
+    assert accuracy["run"]["accuracy"] == pytest.approx(tunelab.evaluate(run_dir)["accuracy"])
     predictor = Predictor.from_run_dir(tmp_path / "int8")
     texts = [*PROBE_TEXTS, "good", "awful"]
     run_probabilities = Predictor.from_run_dir(run_dir).predict(texts)[1]
@@ -236,9 +243,17 @@ def test_bitsandbytes_loading_on_a_gpu_predicts_like_the_run(tiny_config) -> Non
 def test_a_recovery_fine_tune_keeps_the_pruned_weights_at_zero(tiny_config, tmp_path: Path) -> None:
     run_dir = trained(tiny_config, "full")
     export_run(run_dir, tmp_path / "no-recovery", "hf", prune=0.5, measure=False)
+    cfg_path = run_dir / "config.yaml"  # the run left lr to the method and capped the steps
+    cfg_path.write_text(
+        cfg_path.read_text()
+        .replace("lr: 0.005", "lr: null")
+        .replace("max_steps: null", "max_steps: 3")
+    )
     record = export_run(
         run_dir, tmp_path / "recovered", "hf", prune=0.5, measure=False, recover_epochs=1
     )
+    assert record["recovery"]["lr"] == 1e-4 and record["recovery"]["epochs"] == 1
+    assert record["recovery"]["steps"] > 3  # one epoch of the toy train split, not max_steps
     assert record["recovery"]["epochs"] == 1 and "accuracy" in record["recovery"]["validation"]
     assert record["pruning"]["sparsity_of_pruned_layers"] == pytest.approx(0.5, abs=0.01)
     before = load_run_model(tmp_path / "no-recovery").bert.encoder.layer[0].output.dense.weight
@@ -247,3 +262,72 @@ def test_a_recovery_fine_tune_keeps_the_pruned_weights_at_zero(tiny_config, tmp_
     assert not torch.equal(before, after)  # and the others were trained
     with pytest.raises(ConfigError, match="give --prune too"):
         export_run(run_dir, tmp_path / "x", "hf", recover_epochs=1)
+
+
+def test_decoder_classifiers_export_to_onnx(
+    tiny_config, tiny_llama_dir: Path, tmp_path: Path
+) -> None:
+    raw = tiny_config.to_dict()
+    raw["model"] = {"name": str(tiny_llama_dir)}
+    raw["method"] = {"name": "full", "freeze_word_embeddings": False}
+    raw["train"].update(epochs=1, eval_on_start=False)
+    run_dir = tunelab.train(build_config(raw)).run_dir
+    record = export_run(run_dir, tmp_path / "onnx", "onnx", quantize="int8", measure=False)
+    assert record["onnx"]["max_abs_difference"] <= 1e-3
+    texts = [*PROBE_TEXTS, "good"]
+    np.testing.assert_allclose(
+        Predictor.from_run_dir(tmp_path / "onnx").predict(texts)[1],
+        Predictor.from_run_dir(run_dir).predict(texts)[1],
+        atol=0.05,
+    )
+
+
+def test_pruning_a_causal_lm_leaves_its_tied_head_and_embeddings_whole(
+    tiny_config, tiny_llama_dir: Path, tmp_path: Path, toy_rows
+) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from tunelab.deploy.prune import body_linears, prune_global_magnitude
+
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=40,
+            hidden_size=16,
+            intermediate_size=32,
+            num_hidden_layers=2,
+            num_attention_heads=2,
+            tie_word_embeddings=True,
+        )
+    )
+    assert model.lm_head.weight is model.get_input_embeddings().weight
+    names = [name for name, _ in body_linears(model)]
+    assert "lm_head" not in names and len(names) == 2 * 7  # q k v o gate up down per layer
+    record = prune_global_magnitude(model, 0.5)
+    assert record["sparsity_of_pruned_layers"] == pytest.approx(0.5, abs=0.01)
+    assert int((model.get_input_embeddings().weight == 0).sum()) == 0
+
+
+def test_models_without_torch_linear_layers_are_refused_in_one_line() -> None:
+    from transformers import GPT2Config, GPT2ForSequenceClassification
+
+    from tunelab.deploy.int8 import quantize_dynamic_int8, save_int8
+    from tunelab.deploy.prune import prune_global_magnitude
+    from tunelab.errors import ModelError
+
+    model = GPT2ForSequenceClassification(
+        GPT2Config(vocab_size=30, n_embd=8, n_layer=1, n_head=2, pad_token_id=0)
+    )
+    with pytest.raises(ModelError, match="Conv1D"):
+        prune_global_magnitude(model, 0.3)
+    with pytest.raises(ModelError, match="Conv1D"):
+        save_int8(quantize_dynamic_int8(model), Path("/nonexistent"))
+
+
+def test_an_export_of_a_compressed_export_points_back_to_the_run(
+    tiny_config, tmp_path: Path
+) -> None:
+    run_dir = trained(tiny_config, "full")
+    export_run(run_dir, tmp_path / "int8", "hf", quantize="int8", measure=False)
+    with pytest.raises(RunDirError, match=f"already a compressed export.*{run_dir.name}"):
+        export_run(tmp_path / "int8", tmp_path / "again", "hf")
+    assert tunelab.predict(tmp_path / "int8", texts=["good"])["label"].iloc[0] in ("neg", "pos")

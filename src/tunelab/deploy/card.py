@@ -128,12 +128,18 @@ def _metrics(metrics: dict[str, Any], record: dict[str, Any]) -> str:
         )
     size = measured.get("size_mb")
     if size:
-        lines.append(f"- weights: {size['run']:.1f} MB in the run, {size['export']:.1f} MB here")
+        adapter = (
+            " (the adapter only; its base model is separate)" if size["run_is_adapter_only"] else ""
+        )
+        lines.append(
+            f"- weights: {size['run']:.1f} MB in the run{adapter}, {size['export']:.1f} MB here"
+        )
     speed = measured.get("speed")
     if speed:
         lines.append(
             f"- speed on the {speed['texts']} test texts (median of {speed['repeats']}, this machine): run {speed['run_texts_per_s']:.0f} texts/s "
-            f"({speed['run_precision']}), export {speed['export_texts_per_s']:.0f} texts/s"
+            f"({speed['run_precision']} on {speed['run_device']}), export {speed['export_texts_per_s']:.0f} texts/s "
+            f"(on {speed['export_device']})"
             + (
                 f"; the run in fp32: {speed['run_fp32_texts_per_s']:.0f} texts/s"
                 if "run_fp32_texts_per_s" in speed

@@ -28,9 +28,9 @@ from tunelab.deploy.measure import measure_against_run
 from tunelab.errors import ConfigError, RunDirError
 from tunelab.inference import load_run_model
 from tunelab.io import atomic_directory, atomic_write_json, read_json
-from tunelab.models import load_tokenizer
+from tunelab.models import load_pretrained, load_tokenizer
 
-FORMATS = ("hf", "merged", "onnx")
+FORMATS = ("auto", "hf", "merged", "onnx")
 QUANTIZATIONS = ("int8",)
 PARITY_TOLERANCE = 1e-4  # fp32 merging reorders sums; anything above this is a real difference
 ONNX_TOLERANCE = 1e-3  # the ONNX graph is fused and reordered by its optimizer; measured 7e-7
@@ -47,26 +47,33 @@ WEIGHT_SUFFIXES = (".safetensors", ".safetensors.index.json")
 def export_run(
     run_dir: str | Path,
     out_dir: str | Path,
-    fmt: str = "merged",
+    fmt: str = "auto",
     quantize: str | None = None,
     prune: float | None = None,
     measure: bool = True,
     recover_epochs: float | None = None,
 ) -> dict[str, Any]:
-    """Write the export into `out_dir` (new or replaced whole); returns what export.json records."""
+    """Write the export into `out_dir` (new, or a previous export replaced whole); returns export.json.
+
+    `fmt="auto"` merges a LoRA/IA3 adapter and copies anything else as it is.
+    """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     card = read_json(run_dir / "run_card.json") or {}
     _check_request(run_dir, out_dir, fmt, quantize, prune, card.get("task", "classification"))
+    _check_not_an_export(run_dir)
     if recover_epochs is not None and not (prune and recover_epochs > 0):
         raise ConfigError(
             "--recover-epochs fine-tunes after pruning: give --prune too, and a positive number of epochs."
         )
-    model = load_run_model(run_dir).eval()
+    # fp32 whatever the checkpoint's dtype: merging into bf16 weights would round the merged sums
+    model = load_run_model(run_dir).float().eval()
     tokenizer = load_tokenizer(run_dir / "model", ModelConfig(name=str(run_dir / "model")))
     probe = tokenizer(list(PROBE_TEXTS), padding=True, return_tensors="pt")
     reference = _outputs(model, probe)
 
     adapter = _adapter_type(model)
+    if fmt == "auto":
+        fmt = "merged" if adapter in MERGEABLE else "hf"
     if adapter is not None and (fmt != "hf" or quantize or prune):
         if adapter not in MERGEABLE:
             raise RunDirError(
@@ -115,9 +122,17 @@ def export_run(
             record["int8"] = _write_int8(model, probe, model_dir)
         else:
             model.save_pretrained(model_dir)
+            reloaded = _outputs(load_run_model_dir(model_dir, card).eval(), probe)
+            record["reloaded_max_abs_difference"] = _check_reload(reloaded, _outputs(model, probe))
         tokenizer.save_pretrained(model_dir)
         for extra in (run_dir / "model").iterdir():  # labels, prompt format: what the run keeps
-            if extra.is_file() and not _is_weights(extra) and not (model_dir / extra.name).exists():
+            merged_readme = extra.name == "README.md" and record["merged"]  # peft's adapter card
+            if (
+                extra.is_file()
+                and not _is_weights(extra)
+                and not merged_readme
+                and not (model_dir / extra.name).exists()
+            ):
                 shutil.copy2(extra, model_dir / extra.name)
         if (run_dir / "config.yaml").is_file():
             shutil.copy2(run_dir / "config.yaml", tmp / "config.yaml")
@@ -152,10 +167,47 @@ def _check_request(
         raise ConfigError(
             f"{run_dir} is a {task} run; ONNX and int8 exports cover classification runs. Use --format hf or merged."
         )
-    if out_dir.resolve() == run_dir.resolve() or run_dir.resolve() in out_dir.resolve().parents:
+    out, run = out_dir.resolve(), run_dir.resolve()
+    if out == run or run in out.parents or out in run.parents:
         raise ConfigError(
-            f"export directory {out_dir} is inside the run {run_dir}; pick a directory outside it."
+            f"export directory {out_dir} is the run {run_dir}, inside it or above it; pick a new directory outside it."
         )
+    if out.exists() and not (out / "export.json").is_file() and any(out.iterdir()):
+        raise ConfigError(
+            f"{out_dir} exists and is not a tunelab export; an export replaces its directory whole. Pick a new directory."
+        )
+
+
+def _check_not_an_export(run_dir: Path) -> None:
+    from tunelab.deploy.int8 import INT8_FILE
+    from tunelab.deploy.onnx import ONNX_FILE
+
+    for name in (ONNX_FILE, INT8_FILE):
+        if (run_dir / "model" / name).is_file():
+            source = (read_json(run_dir / "export.json") or {}).get("run", "the original run")
+            raise RunDirError(
+                f"{run_dir} is already a compressed export ({name}); export from the run it came from: {source}."
+            )
+
+
+def load_run_model_dir(model_dir: Path, card: dict[str, Any]) -> Any:
+    """The model just written to `model_dir`, read back the way a run's model is read."""
+    import transformers
+
+    from tunelab.inference import AUTO_CLASS_BY_TASK
+
+    auto_class = getattr(transformers, AUTO_CLASS_BY_TASK[card.get("task", "classification")])
+    return load_pretrained(auto_class, model_dir, ModelConfig(name=str(model_dir)))
+
+
+def _check_reload(reloaded: torch.Tensor, written: torch.Tensor) -> float:
+    """The written files must give back the model that was checked; else nothing is kept."""
+    difference = float((reloaded - written).abs().max())
+    if difference > PARITY_TOLERANCE:
+        raise RunDirError(
+            f"the written export reads back differently from the checked model ({difference:.2e}); nothing was written."
+        )
+    return difference
 
 
 def _write_onnx(
@@ -186,20 +238,25 @@ def _write_onnx(
         quantized = model_dir / "model.int8.tmp.onnx"
         quantize_int8(path, quantized)
         quantized.replace(path)
+        path.with_name(path.name + ".data").unlink(missing_ok=True)  # fp32 weights of a >2 GB graph
         int8 = OnnxClassifier(path).logits({k: v.numpy() for k, v in probe.items()})
         result["int8_max_abs_difference"] = float(abs(int8 - _outputs(model, probe).numpy()).max())
     return result
 
 
 def _write_int8(model: Any, probe: Any, model_dir: Path) -> dict[str, Any]:
-    from tunelab.deploy.int8 import quantize_dynamic_int8, save_int8
+    from transformers import AutoModelForSequenceClassification
+
+    from tunelab.deploy.int8 import load_int8, quantize_dynamic_int8, save_int8
 
     quantized = quantize_dynamic_int8(model)
-    save_int8(quantized, model_dir)
+    layers = save_int8(quantized, model_dir)
+    expected = _outputs(quantized, probe)
+    reloaded = _outputs(load_int8(model_dir, AutoModelForSequenceClassification), probe)
     return {
-        "max_abs_difference": float(
-            (_outputs(quantized, probe) - _outputs(model, probe)).abs().max()
-        )
+        "quantized_layers": layers,
+        "max_abs_difference": float((expected - _outputs(model, probe)).abs().max()),
+        "reloaded_max_abs_difference": _check_reload(reloaded, expected),
     }
 
 

@@ -52,18 +52,31 @@ def int8_tensors(quantized: Any) -> dict[str, torch.Tensor]:
     for layer, module in linears.items():
         weight, bias = module._weight_bias()
         tensors[f"{layer}.weight"] = weight.int_repr().contiguous()
-        tensors[f"{layer}{SCALE_SUFFIX}"] = weight.q_per_channel_scales().float().contiguous()
+        tensors[f"{layer}{SCALE_SUFFIX}"] = weight.q_per_channel_scales().double().contiguous()
         if bias is not None:
             tensors[f"{layer}.bias"] = bias.detach().contiguous()
     # tied weights (e.g. an LM head sharing the embedding) are one tensor; safetensors wants copies
     return {k: v.clone() for k, v in tensors.items()}
 
 
-def save_int8(quantized: Any, directory: Path) -> Path:
-    path = directory / INT8_FILE
-    save_file(int8_tensors(quantized), str(path), metadata={"format": "pt", "quantization": "int8"})
+def save_int8(quantized: Any, directory: Path) -> int:
+    """Write the int8 model; returns how many Linear layers are int8 (refuses a model with none)."""
+    layers = len(_int8_linears(quantized))
+    head = 1 if getattr(quantized, "classifier", getattr(quantized, "score", None)) else 0
+    if layers <= head:
+        from tunelab.errors import ModelError
+
+        raise ModelError(
+            f"{type(quantized).__name__} has no torch Linear layers in its body to quantize (GPT-2 style "
+            "models use Conv1D). Use --format onnx --quantize int8."
+        )
+    save_file(
+        int8_tensors(quantized),
+        str(directory / INT8_FILE),
+        metadata={"format": "pt", "quantization": "int8"},
+    )
     quantized.config.save_pretrained(directory)
-    return path
+    return layers
 
 
 def load_int8(directory: Path, auto_class: Any) -> Any:
@@ -73,7 +86,7 @@ def load_int8(directory: Path, auto_class: Any) -> Any:
     config = AutoConfig.from_pretrained(directory)
     skeleton = auto_class.from_config(config)  # random values, all replaced below
     stored = load_file(str(directory / INT8_FILE))
-    linear_names = {n for n, m in skeleton.named_modules() if isinstance(m, torch.nn.Linear)}
+    linear_names = set(_int8_linears(quantize_dynamic_int8(skeleton)))  # exactly what gets swapped
     quantized_keys = {k for k in stored if k.rsplit(".", 1)[0] in linear_names}
     missing, unexpected = skeleton.load_state_dict(
         {k: v for k, v in stored.items() if k not in quantized_keys}, strict=False

@@ -67,6 +67,8 @@ def measure_against_run(run_dir: Path, export_dir: Path, repeats: int = 3) -> di
         "repeats": repeats,
         "statistic": "median",
         "run_precision": run_predictor.precision,
+        "run_device": _device(run_predictor),
+        "export_device": _device(export_predictor),
         "run_texts_per_s": run_speed,
         "export_texts_per_s": export_speed,
         "ratio": export_speed / run_speed,
@@ -75,6 +77,11 @@ def measure_against_run(run_dir: Path, export_dir: Path, repeats: int = 3) -> di
         run_predictor.precision = "fp32"
         result["speed"]["run_fp32_texts_per_s"] = _texts_per_second(run_predictor, texts, repeats)
     return result
+
+
+def _device(predictor: Any) -> str:
+    parameters = getattr(predictor.model, "parameters", None)
+    return next(parameters()).device.type if parameters else "cpu"  # ONNX Runtime: CPU provider
 
 
 def _texts_per_second(predictor: Any, texts: list[str], repeats: int) -> float:

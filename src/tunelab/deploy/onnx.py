@@ -7,7 +7,9 @@ on a padded batch of the demo model, the dynamo export by 7e-7.
 
 from __future__ import annotations
 
+import inspect
 import logging
+import re
 import warnings
 from pathlib import Path
 from typing import Any
@@ -26,7 +28,12 @@ def export_classifier(model: Any, example: dict[str, torch.Tensor], path: Path) 
     `example` must hold at least two texts of different lengths so neither axis is specialised.
     """
     batch, sequence = torch.export.Dim("batch"), torch.export.Dim("sequence")
+    accepted = inspect.signature(model.forward).parameters
+    example = {k: v for k, v in example.items() if k in accepted}  # e.g. token_type_ids for Llama
     names = list(example)
+    model = model.float().eval()
+    use_cache = getattr(model.config, "use_cache", None)
+    model.config.use_cache = False  # decoders would return a KV cache, which torch.export refuses
     quiet = logging.getLogger("torch.onnx")
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # e.g. "torchvision is not installed": true and irrelevant here
@@ -36,7 +43,7 @@ def export_classifier(model: Any, example: dict[str, torch.Tensor], path: Path) 
                 "ignore"
             )  # the exporter's deprecation chatter, not the user's business
             program = torch.onnx.export(
-                model.float().eval(),
+                model,
                 (),
                 kwargs=dict(example),
                 input_names=names,
@@ -48,12 +55,15 @@ def export_classifier(model: Any, example: dict[str, torch.Tensor], path: Path) 
                 report=False,
             )
     except Exception as exc:  # the exporter raises many kinds; all mean the same to the user
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        root = exc.__cause__ or exc  # the exporter wraps the real failure in a step-by-step guide
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(root)).strip()
+        first = text.splitlines()[0] if text else type(root).__name__
         raise ModelError(
             f"{type(model).__name__} cannot be exported to ONNX here: {first}. Use --format hf or merged."
         ) from None
     finally:
         quiet.setLevel(level)
+        model.config.use_cache = use_cache
     assert program is not None
     program.save(str(path))
 

@@ -12,18 +12,32 @@ from torch.nn.utils import prune
 
 
 def body_linears(model: Any) -> list[tuple[str, torch.nn.Linear]]:
-    body = getattr(model, "base_model", model)
-    if hasattr(body, "get_base_model"):  # a PeftModel: prune the model under the adapter
-        body = body.get_base_model()
-        body = getattr(body, "base_model", body)
-    return [(n, m) for n, m in body.named_modules() if isinstance(m, torch.nn.Linear)]
+    """Linear layers but the head and anything sharing weights with the embeddings (tied LM heads)."""
+    if hasattr(model, "get_base_model"):  # a PeftModel: prune the model under the adapter
+        model = model.get_base_model()
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
+    tied = {id(embeddings.weight)} if embeddings is not None else set()
+    head_names = {"classifier", "score", "lm_head", "qa_outputs"}
+    return [
+        (n, m)
+        for n, m in model.named_modules()
+        if isinstance(m, torch.nn.Linear)
+        and m is not head
+        and id(m.weight) not in tied
+        and not head_names.intersection(n.split("."))
+    ]
 
 
 def prune_global_magnitude(model: Any, sparsity: float) -> dict[str, Any]:
     """Zero the `sparsity` share of smallest-magnitude body Linear weights; returns what was measured."""
     linears = body_linears(model)
     if not linears:
-        raise ValueError("the model has no Linear layers to prune")
+        from tunelab.errors import ModelError
+
+        raise ModelError(
+            f"{type(model).__name__} has no torch Linear layers in its body to prune (GPT-2 style models use Conv1D)."
+        )
     parameters = [(module, "weight") for _, module in linears]
     prune.global_unstructured(parameters, pruning_method=prune.L1Unstructured, amount=sparsity)
     for module, name in parameters:

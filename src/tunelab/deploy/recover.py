@@ -40,9 +40,10 @@ def recover(run_dir: Path, model: Any, tokenizer: Any, epochs: float) -> tuple[A
     import tunelab
     from tunelab.config import build_config
     from tunelab.inference import load_run_model
-    from tunelab.pipeline import _run_config
+    from tunelab.pipeline import _run_config, run_test_split
 
     cfg = _run_config(run_dir)
+    run_test_split(run_dir)  # refuses when the data files changed since the run (split hashes)
     with tempfile.TemporaryDirectory(prefix="tunelab-recover-") as scratch:
         start = Path(scratch) / "pruned"
         model.save_pretrained(start)
@@ -52,15 +53,18 @@ def recover(run_dir: Path, model: Any, tokenizer: Any, epochs: float) -> tuple[A
         raw["model"].pop("vocabulary", None)  # added tokens are in the saved tokenizer already
         if raw["method"]["name"] != "full":  # adapters were merged: the weights are plain now
             raw["method"] = {"name": "full"}
-        raw["train"].update(epochs=epochs, resume=False)
+            raw["train"]["lr"] = None  # an adapter's learning rate would wreck full weights
+        raw["train"].update(epochs=epochs, max_steps=None, resume=False, eval_on_start=False)
         raw["eval"].update(baselines=False, forgetting=False)
         raw["output"].update(dir=scratch, name="recovery", overwrite=True, tracking="none")
-        result = tunelab.train(build_config(raw), callbacks=(KeepPruned(),))
+        recovery_cfg = build_config(raw)
+        result = tunelab.train(recovery_cfg, callbacks=(KeepPruned(),))
         recovered = load_run_model(result.run_dir).eval()
     validation = result.metrics.get("validation", {})
     return recovered, {
         "epochs": epochs,
-        "lr": cfg.train.lr,
+        "lr": recovery_cfg.learning_rate(),
         "validation": {k: v for k, v in validation.items() if isinstance(v, float)},
+        "steps": result.metrics.get("training", {}).get("steps"),
         "seconds": round(result.wall_seconds, 1),
     }
