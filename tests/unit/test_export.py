@@ -161,6 +161,9 @@ def test_int8_exports_store_int8_weights_and_record_size_and_accuracy(
         query = "bert.encoder.layer.0.attention.self.query"
         assert stored[f"{query}.weight"].dtype == torch.int8
         assert stored[f"{query}.weight_scale"].shape == (16,)  # one scale per output channel
+        words = "bert.embeddings.word_embeddings"
+        assert stored[f"{words}.weight"].dtype == torch.uint8  # a scale and offset per row
+        assert stored[f"{words}.weight_zero_point"].shape == stored[f"{words}.weight_scale"].shape
         assert _is_int8(predictor.model) and record["int8"]["max_abs_difference"] > 0
         # Linear weights 4 bytes -> 1 (+ scales); a model this tiny keeps headers at ~0.6
         assert size["export"] < plain_size["export"] * 0.7

@@ -159,6 +159,11 @@ def _limitations(card: dict[str, Any], record: dict[str, Any]) -> str:
         "- The model carries the biases of its base model's pre-training text and of the training data.",
         f"- Text past {card.get('max_length', '?')} tokens is not seen.",
     ]
+    if card.get("method") == "qlora" and record.get("merged"):
+        lines.append(
+            "- The adapter was trained on the 4-bit (NF4) base and is merged here into the "
+            "full-precision base; outputs can differ from the 4-bit model it was trained with."
+        )
     change = record.get("measured", {}).get("accuracy", {}).get("change")
     if change and (record.get("quantize") or record.get("prune")):
         lines.append(

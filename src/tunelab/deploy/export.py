@@ -96,6 +96,7 @@ def export_run(
         "prune": prune,
         "adapter": adapter,
         "merged": adapter is not None and (fmt != "hf" or bool(quantize or prune)),
+        "previous_export": card.get("export"),  # an export of an export keeps its lineage
         "probe_texts": len(PROBE_TEXTS),
         "max_abs_difference": difference,
         "tolerance": PARITY_TOLERANCE,
@@ -134,8 +135,9 @@ def export_run(
                 and not (model_dir / extra.name).exists()
             ):
                 shutil.copy2(extra, model_dir / extra.name)
-        if (run_dir / "config.yaml").is_file():
-            shutil.copy2(run_dir / "config.yaml", tmp / "config.yaml")
+        for name in ("config.yaml", "metrics.json"):  # the run's settings and scores travel along
+            if (run_dir / name).is_file():
+                shutil.copy2(run_dir / name, tmp / name)
         atomic_write_json(tmp / "run_card.json", {**card, "export": record})
         if measure:
             record["measured"] = measure_against_run(run_dir, tmp)

@@ -1,9 +1,11 @@
-"""Dynamic int8 for PyTorch: Linear weights stored as int8 with per-channel scales.
+"""Dynamic int8 for PyTorch: Linear weights as int8, embedding tables as uint8, with their scales.
 
-Weights are quantized once (per output channel, symmetric); activations are quantized per
-batch at run time by `torch.ao`'s dynamic Linear. The int8 weights and their scales go into a
-plain safetensors file (no pickle): `load_int8` rebuilds the model from its config, swaps the
-Linear layers for dynamic int8 ones and puts the stored values back.
+Linear weights are quantized once (per output channel, symmetric); activations are quantized
+per batch at run time by `torch.ao`'s dynamic Linear. Embedding tables are quantized per row
+(scale and offset per row), which is what shrinks a small encoder most: MiniLM's word
+embeddings are half its weights. The integers and their scales go into a plain safetensors
+file (no pickle): `load_int8` rebuilds the model from its config, swaps in the quantized
+modules and puts the stored values back.
 """
 
 from __future__ import annotations
@@ -17,19 +19,27 @@ from safetensors.torch import load_file, save_file
 
 INT8_FILE = "model.int8.safetensors"
 SCALE_SUFFIX = ".weight_scale"
+ZERO_POINT_SUFFIX = ".weight_zero_point"
 
 
 def quantize_dynamic_int8(model: Any) -> Any:
-    """A copy of `model` (fp32) whose Linear layers run int8 matmuls; the original is left as it is."""
+    """A copy of `model` (fp32) with int8 Linear layers and embeddings; the original is left as is."""
     import copy
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice; the eager API still works
-        from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+        from torch.ao.quantization import (
+            float_qparams_weight_only_qconfig,
+            per_channel_dynamic_qconfig,
+            quantize_dynamic,
+        )
 
         return quantize_dynamic(
             copy.deepcopy(model).float().eval(),
-            {torch.nn.Linear: per_channel_dynamic_qconfig},
+            {
+                torch.nn.Linear: per_channel_dynamic_qconfig,
+                torch.nn.Embedding: float_qparams_weight_only_qconfig,
+            },
             dtype=torch.qint8,
         )
 
@@ -40,23 +50,35 @@ def _int8_linears(model: Any) -> dict[str, Any]:
     return {name: m for name, m in model.named_modules() if isinstance(m, DynamicLinear)}
 
 
+def _int8_embeddings(model: Any) -> dict[str, Any]:
+    from torch.ao.nn.quantized import Embedding as QuantizedEmbedding
+
+    return {name: m for name, m in model.named_modules() if isinstance(m, QuantizedEmbedding)}
+
+
 def int8_tensors(quantized: Any) -> dict[str, torch.Tensor]:
-    """Every tensor of the quantized model: int8 weights + float scales for Linear, the rest as is."""
-    linears = _int8_linears(quantized)
+    """Every tensor of the quantized model: integers + scales where quantized, the rest as is."""
+    linears, embeddings = _int8_linears(quantized), _int8_embeddings(quantized)
+    swapped = (*linears, *embeddings)
     tensors: dict[str, torch.Tensor] = {}
     for name, value in quantized.state_dict().items():
         if isinstance(value, torch.Tensor) and not any(
-            name.startswith(f"{layer}.") for layer in linears
+            name.startswith(f"{layer}.") for layer in swapped
         ):
-            tensors[name] = value.detach().contiguous()
+            tensors[name] = value.detach()
     for layer, module in linears.items():
         weight, bias = module._weight_bias()
-        tensors[f"{layer}.weight"] = weight.int_repr().contiguous()
-        tensors[f"{layer}{SCALE_SUFFIX}"] = weight.q_per_channel_scales().double().contiguous()
+        tensors[f"{layer}.weight"] = weight.int_repr()
+        tensors[f"{layer}{SCALE_SUFFIX}"] = weight.q_per_channel_scales().double()
         if bias is not None:
-            tensors[f"{layer}.bias"] = bias.detach().contiguous()
-    # tied weights (e.g. an LM head sharing the embedding) are one tensor; safetensors wants copies
-    return {k: v.clone() for k, v in tensors.items()}
+            tensors[f"{layer}.bias"] = bias.detach()
+    for layer, module in embeddings.items():
+        weight = module.weight()
+        tensors[f"{layer}.weight"] = weight.int_repr()
+        tensors[f"{layer}{SCALE_SUFFIX}"] = weight.q_per_channel_scales()
+        tensors[f"{layer}{ZERO_POINT_SUFFIX}"] = weight.q_per_channel_zero_points()
+    # tied weights are one tensor; safetensors wants separate, contiguous copies
+    return {k: v.contiguous().clone() for k, v in tensors.items()}
 
 
 def save_int8(quantized: Any, directory: Path) -> int:
@@ -86,23 +108,28 @@ def load_int8(directory: Path, auto_class: Any) -> Any:
     config = AutoConfig.from_pretrained(directory)
     skeleton = auto_class.from_config(config)  # random values, all replaced below
     stored = load_file(str(directory / INT8_FILE))
-    linear_names = set(_int8_linears(quantize_dynamic_int8(skeleton)))  # exactly what gets swapped
-    quantized_keys = {k for k in stored if k.rsplit(".", 1)[0] in linear_names}
+    probe = quantize_dynamic_int8(skeleton)
+    swapped = {*_int8_linears(probe), *_int8_embeddings(probe)}  # exactly what gets quantized
     missing, unexpected = skeleton.load_state_dict(
-        {k: v for k, v in stored.items() if k not in quantized_keys}, strict=False
+        {k: v for k, v in stored.items() if k.rsplit(".", 1)[0] not in swapped}, strict=False
     )
-    missing = [k for k in missing if k.rsplit(".", 1)[0] not in linear_names]
+    missing = [k for k in missing if k.rsplit(".", 1)[0] not in swapped]
     model = quantize_dynamic_int8(skeleton)
-    linears = _int8_linears(model)
-    for layer, module in linears.items():
+    for layer, module in {**_int8_linears(model), **_int8_embeddings(model)}.items():
         if f"{layer}.weight" not in stored:
             missing.append(f"{layer}.weight")
             continue
-        scales = stored[f"{layer}{SCALE_SUFFIX}"].double()
-        weight = torch._make_per_channel_quantized_tensor(
-            stored[f"{layer}.weight"], scales, torch.zeros_like(scales, dtype=torch.long), 0
-        )
-        module.set_weight_bias(weight, stored.get(f"{layer}.bias"))
+        scales = stored[f"{layer}{SCALE_SUFFIX}"]
+        if f"{layer}{ZERO_POINT_SUFFIX}" in stored:  # an embedding table: per-row scale and offset
+            weight = torch._make_per_channel_quantized_tensor(
+                stored[f"{layer}.weight"], scales, stored[f"{layer}{ZERO_POINT_SUFFIX}"], 0
+            )
+            module.set_weight(weight)
+        else:
+            weight = torch._make_per_channel_quantized_tensor(
+                stored[f"{layer}.weight"], scales, torch.zeros_like(scales, dtype=torch.long), 0
+            )
+            module.set_weight_bias(weight, stored.get(f"{layer}.bias"))
     if missing or unexpected:
         from tunelab.errors import ModelError
 
