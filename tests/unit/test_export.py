@@ -182,10 +182,11 @@ def test_pruning_reaches_the_asked_sparsity_in_the_body_and_keeps_the_head(
     record = export_run(run_dir, tmp_path / "pruned", "hf", prune=0.5)
     assert record["pruning"]["sparsity_of_pruned_layers"] == pytest.approx(0.5, abs=0.01)
     model = load_run_model(tmp_path / "pruned")
-    body = [m.weight for m in model.bert.modules() if isinstance(m, torch.nn.Linear)]
+    body = [m.weight for m in model.bert.encoder.modules() if isinstance(m, torch.nn.Linear)]
     zeros = sum(int((w == 0).sum()) for w in body) / sum(w.numel() for w in body)
     assert zeros == pytest.approx(0.5, abs=0.01)  # the zeros were saved, not only masked
     assert int((model.classifier.weight == 0).sum()) == 0
+    assert int((model.bert.pooler.dense.weight == 0).sum()) == 0  # the pooler belongs to the head
     assert "accuracy" in record["measured"]["accuracy"]["change"]
     card = (tmp_path / "pruned" / "model_card.md").read_text()
     assert "measured sparsity of the pruned layers: 0.5" in card

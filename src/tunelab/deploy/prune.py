@@ -1,6 +1,7 @@
 """Global magnitude pruning of the Linear weights in a model's body, made permanent.
 
-The head (classifier, LM head) is left whole: it is small and every output depends on it.
+The head (classifier, BERT's pooler, LM head) is left whole: it is small and every output
+depends on it.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ def body_linears(model: Any) -> list[tuple[str, torch.nn.Linear]]:
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
     embeddings = model.get_input_embeddings() if hasattr(model, "get_input_embeddings") else None
     tied = {id(embeddings.weight)} if embeddings is not None else set()
-    head_names = {"classifier", "score", "lm_head", "qa_outputs"}
+    # BERT's pooler feeds only the classifier: in MiniLM its weights are so small that 60% global
+    # pruning zeroed all of it, and every text got the same label. It is head, not body.
+    head_names = {"classifier", "score", "lm_head", "qa_outputs", "pooler"}
     return [
         (n, m)
         for n, m in model.named_modules()
