@@ -192,17 +192,23 @@ def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
     return quoted if wrapped and len(quoted) == len(plain) else plain
 
 
+# Every cell is text: "NA", "null" or "nan" stay text, only an empty cell is missing.
+TEXT_CSV_OPTIONS: dict[str, Any] = {
+    "dtype": str,
+    "encoding": "utf-8",
+    "keep_default_na": False,
+    "na_values": [""],
+}
+
+
 def _read_delimited(path: Path, sep: str, header: bool, quoting: str) -> pd.DataFrame:
     frame = pd.read_csv(
         path,
         sep=sep,
         header=0 if header else None,
         quoting=csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
-        dtype=str,
-        encoding="utf-8",
         engine="c",
-        keep_default_na=False,  # the text "NA", "null" or "nan" is text, not a missing value
-        na_values=[""],
+        **TEXT_CSV_OPTIONS,
     )
     if not header:
         frame.columns = [f"col{i}" for i in range(frame.shape[1])]

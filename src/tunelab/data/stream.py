@@ -21,6 +21,7 @@ import pandas as pd
 
 from tunelab.data.load import (
     TEXT_COLUMN_NAMES,
+    TEXT_CSV_OPTIONS,
     _check_utf8,
     _has_header,
     detect_format,
@@ -87,11 +88,8 @@ def _chunks(path: Path, fmt: str, text_column: str | None, rows: int) -> Iterato
                 header=0 if header else None,
                 # TSV: raw text (a leading quote is text), as most TSV files are written
                 quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE,
-                dtype=str,
-                encoding="utf-8",
-                keep_default_na=False,
-                na_values=[""],
                 chunksize=rows,
+                **TEXT_CSV_OPTIONS,
             )
             for chunk in reader:
                 if not header:

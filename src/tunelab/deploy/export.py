@@ -28,7 +28,7 @@ from tunelab.deploy.measure import measure_against_run
 from tunelab.errors import ConfigError, RunDirError
 from tunelab.inference import load_run_model
 from tunelab.io import atomic_directory, atomic_write_json, read_json
-from tunelab.models import load_pretrained, load_tokenizer
+from tunelab.models import load_tokenizer
 
 FORMATS = ("auto", "hf", "merged", "onnx")
 QUANTIZATIONS = ("int8",)
@@ -123,8 +123,6 @@ def export_run(
             record["int8"] = _write_int8(model, probe, model_dir)
         else:
             model.save_pretrained(model_dir)
-            reloaded = _outputs(load_run_model_dir(model_dir, card).eval(), probe)
-            record["reloaded_max_abs_difference"] = _check_reload(reloaded, _outputs(model, probe))
         tokenizer.save_pretrained(model_dir)
         for extra in (run_dir / "model").iterdir():  # labels, prompt format: what the run keeps
             merged_readme = extra.name == "README.md" and record["merged"]  # peft's adapter card
@@ -139,6 +137,9 @@ def export_run(
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
         atomic_write_json(tmp / "run_card.json", {**card, "export": record})
+        if fmt != "onnx" and not quantize:  # read back as any run is read (adapter, labels)
+            reloaded = _outputs(load_run_model(tmp).float().eval(), probe)
+            record["reloaded_max_abs_difference"] = _check_reload(reloaded, _outputs(model, probe))
         if measure:
             record["measured"] = measure_against_run(run_dir, tmp)
             _announce(record)
@@ -190,16 +191,6 @@ def _check_not_an_export(run_dir: Path) -> None:
             raise RunDirError(
                 f"{run_dir} is already a compressed export ({name}); export from the run it came from: {source}."
             )
-
-
-def load_run_model_dir(model_dir: Path, card: dict[str, Any]) -> Any:
-    """The model just written to `model_dir`, read back the way a run's model is read."""
-    import transformers
-
-    from tunelab.inference import AUTO_CLASS_BY_TASK
-
-    auto_class = getattr(transformers, AUTO_CLASS_BY_TASK[card.get("task", "classification")])
-    return load_pretrained(auto_class, model_dir, ModelConfig(name=str(model_dir)))
 
 
 def _check_reload(reloaded: torch.Tensor, written: torch.Tensor) -> float:
