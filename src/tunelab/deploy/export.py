@@ -58,7 +58,11 @@ def export_run(
     `fmt="auto"` merges a LoRA/IA3 adapter and copies anything else as it is.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    card = read_json(run_dir / "run_card.json") or {}
+    card = read_json(run_dir / "run_card.json")
+    if card is None or not (run_dir / "model").is_dir():
+        raise RunDirError(
+            f"{run_dir} is not a finished tunelab run (no run_card.json or model/). Pass the directory `tunelab train` printed."
+        )
     _check_request(run_dir, out_dir, fmt, quantize, prune, card.get("task", "classification"))
     _check_not_an_export(run_dir)
     if recover_epochs is not None and not (prune and recover_epochs > 0):
