@@ -4,7 +4,8 @@
     ├── ConfigError       a bad config value, an unknown key, a bad override
     ├── DataError         a missing/malformed file, a missing column, bad labels, an empty split
     ├── ModelError        a model source that cannot be found or loaded offline
-    └── RunDirError       a run directory that is missing or incomplete
+    ├── RunDirError       a run directory that is missing or incomplete
+    └── OutputError       a place to write that cannot be written: read-only, a file, no space
 
 Internal bugs are not TunelabErrors and keep their traceback.
 """
@@ -41,3 +42,7 @@ class ModelError(TunelabError):
 
 class RunDirError(TunelabError):
     """A run directory that lacks what a command needs."""
+
+
+class OutputError(TunelabError):
+    """An output path the user named that cannot be created or written (see tunelab.files)."""

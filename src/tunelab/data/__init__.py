@@ -16,12 +16,16 @@ import pandas as pd
 from tunelab.config import DataConfig
 from tunelab.data.clean import clean_frame
 from tunelab.data.imbalance import resample
-from tunelab.data.labels import LabelMap, label_name
+from tunelab.data.labels import LabelMap, check_labels, label_name
 from tunelab.data.leakage import check_leakage
 from tunelab.data.load import (
+    CONFIG,
+    FORMATS_BY_SUFFIX,
     LABEL_COLUMN_NAMES,
     TEXT_COLUMN_NAMES,
+    Advice,
     file_sha256,
+    numeric_text_warning,
     pick_column,
     read_table,
 )
@@ -77,12 +81,14 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
     paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     raw: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
-    report: dict[str, Any] = {"files": {}}
+    report: dict[str, Any] = {"files": {}, "warnings": []}
     text_column = label_column = ""
     for split, path in paths.items():
         if path is None:
             continue
-        frame, text_column, label_column, empty = _load_labelled(path, cfg)
+        frame, text_column, label_column, empty = _load_labelled(
+            path, cfg, warnings=report["warnings"]
+        )
         raw[split], file_report = clean_frame(frame, cfg.clean)
         if empty:
             file_report["rows_in"] += empty
@@ -112,9 +118,17 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
     return PreparedData(splits, labels, text_column, label_column, files, origin, report)
 
 
-def load_labelled_file(path: str | Path, cfg: DataConfig, labels: LabelMap) -> pd.DataFrame:
-    """A labelled file scored against an existing run: cleaned like training data, labels encoded with that run's map."""
-    frame, _, _, _ = _load_labelled(path, cfg)
+def load_labelled_file(
+    path: str | Path, cfg: DataConfig, labels: LabelMap, advice: Advice = CONFIG
+) -> pd.DataFrame:
+    """A labelled file scored against an existing run: cleaned like training data, labels encoded with that run's map.
+
+    The format comes from the file's own extension when it has a known one (the run may have
+    been trained on a .txt read as TSV); `advice` says how the caller's user names columns.
+    """
+    if Path(path).suffix.lower() in FORMATS_BY_SUFFIX:
+        cfg = cfg.model_copy(update={"format": "auto"})
+    frame, _, _, _ = _load_labelled(path, cfg, advice)
     cleaned, _ = clean_frame(
         frame,
         cfg.clean.model_copy(
@@ -124,15 +138,40 @@ def load_labelled_file(path: str | Path, cfg: DataConfig, labels: LabelMap) -> p
     return _encode(cleaned, labels, str(path))
 
 
-def _load_labelled(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, str, str, int]:
-    """The file's text/label/row (+ group) columns and the number of empty texts dropped by policy."""
+def _load_labelled(
+    path: str | Path,
+    cfg: DataConfig,
+    advice: Advice = CONFIG,
+    warnings: list[str] | None = None,
+) -> tuple[pd.DataFrame, str, str, int]:
+    """The file's text/label/row (+ group) columns and the number of empty texts dropped by policy.
+
+    With `warnings` (training data), the labels are checked (non-integer numbers refused,
+    mixed or missing-looking spellings warned about) and an all-number text column is warned about.
+    """
     names = (cfg.text_column, cfg.label_column, cfg.group_column)
-    frame = read_table(path, cfg.format, cfg.header, cfg.quoting, names)
-    text_column = pick_column(frame, cfg.text_column, TEXT_COLUMN_NAMES, "text", Path(path))
-    label_column = pick_column(
-        frame, cfg.label_column, LABEL_COLUMN_NAMES, "label", Path(path), exclude=text_column
+    frame = read_table(path, cfg.format, cfg.header, cfg.quoting, names, advice)
+    text_column = pick_column(
+        frame, cfg.text_column, TEXT_COLUMN_NAMES, "text", Path(path), advice=advice
     )
-    checked = _checked(frame, text_column, label_column, str(path), cfg.clean.empty_text)
+    label_column = pick_column(
+        frame,
+        cfg.label_column,
+        LABEL_COLUMN_NAMES,
+        "label",
+        Path(path),
+        exclude=text_column,
+        advice=advice,
+    )
+    checked = _checked(frame, text_column, label_column, str(path), cfg.clean.empty_text, advice)
+    if warnings is not None:
+        present = frame.loc[checked.index, label_column]
+        warnings.extend(check_labels(present, label_column, str(path)))
+        numeric = numeric_text_warning(
+            frame.loc[checked.index, text_column], text_column, Path(path)
+        )
+        if numeric:
+            warnings.append(numeric)
     if cfg.group_column is not None:
         group = pick_column(frame, cfg.group_column, (), "group", Path(path))
         checked["group"] = frame.loc[checked.index, group].astype(str)
@@ -140,7 +179,12 @@ def _load_labelled(path: str | Path, cfg: DataConfig) -> tuple[pd.DataFrame, str
 
 
 def _checked(
-    frame: pd.DataFrame, text_column: str, label_column: str, path: str, empty_policy: str
+    frame: pd.DataFrame,
+    text_column: str,
+    label_column: str,
+    path: str,
+    empty_policy: str,
+    advice: Advice = CONFIG,
 ) -> pd.DataFrame:
     """Keep text + label + source row; a missing label is an error, an empty text per data.clean.empty_text."""
     label = frame[label_column]
@@ -161,7 +205,7 @@ def _checked(
         if empty_policy == "error":
             raise DataError(
                 f"{path}: {int(empty.sum())} rows have an empty '{text_column}' (first at data row {first}). "
-                "Remove or fill those rows, or set data.clean.empty_text=drop."
+                f"{advice.empty_text}"
             )
         out = out[~empty.to_numpy()]
     return out

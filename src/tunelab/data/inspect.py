@@ -14,7 +14,9 @@ from typing import Any
 from tunelab.data import PreparedData
 from tunelab.data.split import label_counts
 from tunelab.data.stats import encoding_problems, length_stats, suggest_max_length
+from tunelab.files import check_writable_dir, output_error
 from tunelab.io import atomic_write_json, atomic_write_text
+from tunelab.suggest import short_list
 
 IMBALANCE_WARNING = 3.0  # majority/minority ratio above which accuracy alone misleads
 TRUNCATION_WARNING = 0.05  # share of rows cut at max_length worth a warning
@@ -55,7 +57,7 @@ def build_report(data: PreparedData, tokenizer: Any | None, max_length: int) -> 
 
 
 def _warnings(report: dict[str, Any]) -> list[str]:
-    found = []
+    found = list(report.get("warnings", []))  # what loading saw: label spellings, numeric texts
     train = report["splits"]["train"]["label_counts"]
     if min(train.values()) and max(train.values()) / min(train.values()) > IMBALANCE_WARNING:
         ratio = max(train.values()) / min(train.values())
@@ -94,7 +96,8 @@ def _warnings(report: dict[str, Any]) -> list[str]:
 def format_report(report: dict[str, Any]) -> str:
     """A concise plain-text summary for the terminal."""
     lines = [
-        f"text column '{report['text_column']}', label column '{report['label_column']}', labels {report['labels']}"
+        f"text column '{report['text_column']}', label column '{report['label_column']}', "
+        f"{len(report['labels'])} labels: {short_list(report['labels'], 200)}"
     ]
     for path, info in report.get("files", {}).items():
         raw, cleaned, conflicts = info["raw"], info["cleaned"], info["conflicts"]
@@ -142,8 +145,11 @@ def format_report(report: dict[str, Any]) -> str:
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Path]:
-    """data_report.json (without per-row lengths) and a self-contained data_report.html."""
-    out_dir = Path(out_dir)
+    """data_report.json (without per-row lengths) and a self-contained data_report.html.
+
+    A directory that cannot be written is one OutputError line, never a traceback.
+    """
+    out_dir = check_writable_dir(out_dir, "report directory")
     slim = {
         **report,
         "splits": {
@@ -152,8 +158,12 @@ def write_report(report: dict[str, Any], out_dir: str | Path) -> tuple[Path, Pat
         },
     }
     json_path, html_path = out_dir / "data_report.json", out_dir / "data_report.html"
-    atomic_write_json(json_path, slim)
-    atomic_write_text(html_path, render_html(report))
+    page = render_html(report)
+    try:
+        atomic_write_json(json_path, slim)
+        atomic_write_text(html_path, page)
+    except OSError as exc:
+        raise output_error(exc, out_dir, "the data report to") from None
     return json_path, html_path
 
 

@@ -6,12 +6,16 @@ import csv
 import hashlib
 import json
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tunelab.errors import DataError
+from tunelab.files import check_parquet, check_readable_file, check_text_encoding
+from tunelab.suggest import short_list, short_repr
 
 FORMATS_BY_SUFFIX = {
     ".csv": "csv",
@@ -66,16 +70,76 @@ INPUT_COLUMN_NAMES = ("input", "context")
 MESSAGES_COLUMN_NAMES = ("messages", "conversations", "conversation")
 
 
-def detect_format(path: Path, fmt: str = "auto") -> str:
+@dataclass(frozen=True)
+class Advice:
+    """How the user changes a reading choice where the file came from: a config, or a command's flags.
+
+    A message must only suggest what its command can do: `predict` takes --text-column, a
+    config takes data.text_column, `evaluate --data` takes --text-column/--label-column.
+    """
+
+    text_column: str = "data.text_column"
+    label_column: str = "data.label_column"
+    format: str = "set data.format"
+    empty_text: str = "Remove or fill those rows, or set data.clean.empty_text=drop."
+    flags: bool = False
+
+    def column(self, role: str) -> str:
+        return str(getattr(self, f"{role}_column", f"data.{role}_column"))
+
+    def pick(self, role: str, target: str = "one of them") -> str:
+        """'Set data.text_column to one of them' / 'Pass --text-column with one of them'."""
+        how = self.column(role)
+        return f"Pass {how} with {target}" if how.startswith("--") else f"Set {how} to {target}"
+
+
+CONFIG = Advice()
+PREDICT = Advice(
+    text_column="--text-column",
+    format="give it one of those extensions",
+    empty_text="Remove or fill those rows.",
+    flags=True,
+)
+EVALUATE = Advice(
+    text_column="--text-column",
+    label_column="--label-column",
+    format="give it one of those extensions",
+    empty_text="Remove or fill those rows.",
+    flags=True,
+)
+
+
+def detect_format(path: Path, fmt: str = "auto", advice: Advice = CONFIG) -> str:
     if fmt != "auto":
         return fmt
     found = FORMATS_BY_SUFFIX.get(path.suffix.lower())
     if found is None:
         known = ", ".join(sorted(FORMATS_BY_SUFFIX))
         raise DataError(
-            f"{path}: cannot tell the format from the extension '{path.suffix}'. Use one of {known}, or set data.format."
+            f"{path}: cannot tell the format from the extension {short_repr(path.suffix, 20)}. "
+            f"Use one of {known}, or {advice.format}."
         )
     return found
+
+
+def check_data_file(
+    path: str | Path, fmt: str = "auto", what: str = "data file", advice: Advice = CONFIG
+) -> tuple[Path, str]:
+    """(path, format) of a file every reader may open: exists, is a non-empty readable file,
+    and is what its format says (UTF-8 text, or Parquet). The one check train, data inspect,
+    predict and evaluate share, so a file gets the same one-line answer from each."""
+    fix = (
+        "Check the path (paths in a YAML config are relative to that file)."
+        if advice is CONFIG
+        else "Check the path."
+    )
+    path = check_readable_file(path, what, fix)
+    fmt = detect_format(path, fmt, advice)
+    if fmt == "parquet":
+        check_parquet(path)
+    else:
+        check_text_encoding(path)
+    return path, fmt
 
 
 def read_table(
@@ -84,6 +148,7 @@ def read_table(
     header: bool | str = "auto",
     quoting: str = "auto",
     column_names: tuple[str | None, ...] = (),
+    advice: Advice = CONFIG,
 ) -> pd.DataFrame:
     """Read one data file; every column stays as written (strings for CSV/TSV).
 
@@ -91,16 +156,7 @@ def read_table(
     column; quoting="auto" honours quotes in CSV and not in TSV, where a stray quote (as in the
     SMS Spam Collection) would otherwise merge rows.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(
-            f"data file not found: {path}. Check the path (paths in a YAML config are relative to that file)."
-        )
-    if path.stat().st_size == 0:
-        raise DataError(f"{path}: the file is empty. Point the config at a file with rows.")
-    fmt = detect_format(path, fmt)
-    if fmt != "parquet":
-        _check_utf8(path)
+    path, fmt = check_data_file(path, fmt, advice=advice)
     try:
         if fmt in ("csv", "tsv"):
             sep = "," if fmt == "csv" else "\t"
@@ -117,43 +173,40 @@ def read_table(
             frame = _read_json(path)
         else:
             frame = pd.read_parquet(path)
+    except DataError:
+        raise
     except (pd.errors.ParserError, csv.Error) as exc:
+        quoting_fix = "check data.format and quoting" if advice is CONFIG else "check the format"
         raise DataError(
-            f"{path}: malformed {fmt.upper()}: {str(exc).strip()}. Fix that row, or check data.format and quoting."
+            f"{path}: malformed {fmt.upper()}: {parser_message(exc)}. Fix that row, or {quoting_fix}."
         ) from None
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, DataError):
-            raise
+    except (OSError, ValueError, TypeError, RecursionError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"{path}: cannot be read as {fmt}: {exc}. Check the file and data.format."
+            f"{path}: cannot be read as {fmt}: {parser_message(exc)}. Check the file, or {advice.format}."
         ) from None
     if len(frame) == 0:
-        raise DataError(f"{path}: no data rows. Point the config at a file with rows.")
+        raise DataError(f"{path}: no data rows. Give a file with rows below the header.")
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
 
-def _check_utf8(path: Path) -> None:
-    """Name the first line that is not UTF-8 (parsers report offsets inside a field, not lines)."""
-    with path.open("rb") as handle:
-        for number, line in enumerate(handle, start=1):
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(
-                    f"{path}: line {number} is not valid UTF-8 (byte 0x{line[exc.start]:02x}). "
-                    "Re-save the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)."
-                ) from None
+def parser_message(exc: BaseException, limit: int = 120) -> str:
+    """A parser's complaint, on one line and cut short (pandas and pyarrow can quote whole rows)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def first_line(path: Path) -> str:
+    with path.open(encoding="utf-8-sig", errors="replace") as handle:
+        return handle.readline(1 << 20).rstrip("\r\n")
 
 
 def _has_header(path: Path, sep: str, column_names: tuple[str | None, ...]) -> bool:
-    with path.open(encoding="utf-8") as handle:
-        first = handle.readline().rstrip("\r\n")
     names = (*TEXT_COLUMN_NAMES, *LABEL_COLUMN_NAMES, *SOURCE_COLUMN_NAMES, *TARGET_COLUMN_NAMES)
     known = {n.lower() for n in (*names, *INPUT_COLUMN_NAMES, *MESSAGES_COLUMN_NAMES)} | {
         n.lower() for n in column_names if n
     }
-    return any(field.strip().strip('"').lower() in known for field in first.split(sep))
+    return any(field.strip().strip('"').lower() in known for field in first_line(path).split(sep))
 
 
 def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
@@ -195,7 +248,7 @@ def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
 # Every cell is text: "NA", "null" or "nan" stay text, only an empty cell is missing.
 TEXT_CSV_OPTIONS: dict[str, Any] = {
     "dtype": str,
-    "encoding": "utf-8",
+    "encoding": "utf-8-sig",  # a UTF-8 byte-order mark (Excel's "CSV UTF-8") is not part of the header
     "keep_default_na": False,
     "na_values": [""],
 }
@@ -221,7 +274,7 @@ def _read_jsonl(path: Path) -> pd.DataFrame:
 
 def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
     """Each JSON object of a JSONL file, in order; a bad line is named in one clear error."""
-    with path.open(encoding="utf-8") as handle:
+    with path.open(encoding="utf-8-sig") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -230,6 +283,10 @@ def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
             except json.JSONDecodeError as exc:
                 raise DataError(
                     f"{path}: line {number} is not valid JSON ({exc.msg}). Fix that line; each line must be one JSON object."
+                ) from None
+            except RecursionError:
+                raise DataError(
+                    f"{path}: line {number} nests JSON too deeply to read. Flatten that record."
                 ) from None
             if not isinstance(record, dict):
                 raise DataError(
@@ -240,11 +297,13 @@ def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
 
 def _read_json(path: Path) -> pd.DataFrame:
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
+        loaded = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(
             f"{path}: not valid JSON at line {exc.lineno} ({exc.msg}). Fix the file; for one object per line use .jsonl."
         ) from None
+    except RecursionError:
+        raise DataError(f"{path}: the JSON nests too deeply to read. Flatten it.") from None
     if isinstance(loaded, dict):
         lists = [v for v in loaded.values() if isinstance(v, list)]
         if len(lists) != 1:
@@ -264,25 +323,98 @@ def pick_column(
     role: str,
     path: Path,
     exclude: str | None = None,
+    advice: Advice = CONFIG,
 ) -> str:
-    """The configured column, or the first common name for `role` present in the file."""
+    """The configured column, or the first common name for `role` present in the file.
+
+    A text column must hold text: lists, objects or bytes (Parquet list/struct/binary, nested
+    JSON) are refused here, before str() would turn them into their repr.
+    """
     columns = list(frame.columns)
     if wanted is not None:
         if wanted not in columns:
             raise DataError(
-                f"{path}: column '{wanted}' not found; columns are {columns}. Set data.{role}_column to one of them."
+                f"{path}: column {short_repr(wanted, 40)} not found; columns are [{short_list(columns, quote=True)}]. "
+                f"{advice.pick(role)}."
             )
-        return wanted
-    by_lower = {c.lower(): c for c in columns}
+        chosen = wanted
+    else:
+        chosen = _auto_column(frame, candidates, role, path, exclude, advice)
+    if role == "text":
+        check_text_values(frame[chosen], chosen, path, advice)
+    return chosen
+
+
+def _auto_column(
+    frame: pd.DataFrame,
+    candidates: tuple[str, ...],
+    role: str,
+    path: Path,
+    exclude: str | None,
+    advice: Advice,
+) -> str:
+    columns = list(frame.columns)
+    by_lower = {str(c).lower(): c for c in columns}
     for name in candidates:
-        if name in by_lower:
+        if name in by_lower and by_lower[name] != exclude:
             return by_lower[name]
     if columns == [f"col{i}" for i in range(len(columns))]:  # a headerless file: judge by content
         guess = _guess_column(frame, role, exclude)
         if guess is not None:
             return guess
     raise DataError(
-        f"{path}: cannot tell which column holds the {role}; columns are {columns}. Set data.{role}_column to one of them."
+        f"{path}: cannot tell which column holds the {role}; columns are [{short_list(columns, quote=True)}]. "
+        f"{advice.pick(role)}."
+    )
+
+
+def _kind_of(value: Any) -> str | None:
+    """'lists', 'objects' or 'bytes' for a cell that is not a scalar text or number, else None."""
+    if isinstance(value, list | tuple | np.ndarray | set):
+        return "lists"
+    if isinstance(value, dict):
+        return "objects (struct/dict)"
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "raw bytes"
+    return None
+
+
+def check_text_values(series: pd.Series, column: str, path: Path, advice: Advice = CONFIG) -> None:
+    """Refuse a text column whose cells are lists, objects or bytes, naming the first and the fix."""
+    if series.dtype != object or len(series) == 0:
+        return
+    kinds = series.map(_kind_of)
+    bad = kinds.notna().to_numpy()
+    if not bad.any():
+        return
+    first = int(bad.nonzero()[0][0])
+    kind = kinds.iloc[first]
+    if kind == "raw bytes":
+        fix = "Store it as a UTF-8 string column"
+    else:
+        fix = "Join each into one string first (e.g. df[col] = df[col].str.join(' '))"
+    raise DataError(
+        f"{path}: column {short_repr(column, 40)} holds {kind}, not text (data row {first + 1}: "
+        f"{short_repr(series.iloc[first], 50)}). {fix}, or {advice.pick('text', 'a text column').lower()}."
+    )
+
+
+def numeric_text_warning(
+    series: pd.Series, column: str, path: Path, advice: Advice = CONFIG
+) -> str | None:
+    """A warning when every text is a number: almost always an id or score column, not the text."""
+    values = series.dropna()
+    if len(values) == 0:
+        return None
+    if pd.api.types.is_numeric_dtype(values):
+        numeric = True
+    else:
+        numeric = bool(pd.to_numeric(values.astype(str).str.strip(), errors="coerce").notna().all())
+    if not numeric:
+        return None
+    return (
+        f"{path.name}: every value of the text column '{column}' is a number (e.g. {short_repr(values.iloc[0], 20)}); "
+        f"if that is an id or score column, {advice.pick('text', 'the column with the text').lower()}"
     )
 
 
