@@ -411,6 +411,13 @@ def test_the_openai_client_gets_what_the_generator_writes(
             stream_options={"include_usage": True},
         )
         chunks = list(streamed)
+        with httpx.stream(
+            "POST",
+            f"{url}/v1/completions",
+            json={"prompt": question, "max_tokens": 4, "stream": True},
+            headers={"Authorization": f"Bearer {KEY}"},
+        ) as raw:
+            events = [line[6:] for line in raw.iter_lines() if line.startswith("data: ")]
         with pytest.raises(openai.BadRequestError, match="not supported with stream=true"):
             client.completions.create(model="sft", prompt=question, stream=True, stop=["x"])
     assert expected.strip()
@@ -424,11 +431,19 @@ def test_the_openai_client_gets_what_the_generator_writes(
     )
     assert chat.usage.completion_tokens == generator.count_tokens(expected) > 0
     assert chat.usage.total_tokens == chat.usage.prompt_tokens + chat.usage.completion_tokens
-    deltas = [c.choices[0].delta.content or "" for c in chunks if c.choices]
-    assert len([d for d in deltas if d]) == len(expected.split())  # word by word as made
-    assert "".join(deltas).strip() == expected
-    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    # What a stream promises (how the tokenizer splits the text into pieces is its own affair):
+    # the role first, then content pieces that add up to the non-streamed answer, then one
+    # chunk with the finish reason, the usage, and the [DONE] sentinel.
+    choices = [c.choices[0] for c in chunks if c.choices]
+    assert choices[0].delta.role == "assistant"
+    deltas = [c.delta.content for c in choices if c.delta.content]
+    assert deltas and "".join(deltas).strip() == expected == chat.choices[0].message.content
+    assert [c.finish_reason for c in choices] == [None] * (len(choices) - 1) + ["stop"]
     assert chunks[-1].usage is not None and chunks[-1].usage == chat.usage
+    assert events[-1] == "[DONE]"
+    pieces = [json.loads(e)["choices"] for e in events[:-1]]
+    assert "".join(c[0]["text"] for c in pieces).strip() == completion.choices[0].text
+    assert pieces[-1][0]["finish_reason"] == "stop"
 
 
 def test_generation_requests_share_calls_and_refuse_what_they_cannot_do(
