@@ -335,6 +335,15 @@ def serve(
         str | None,
         typer.Option("--load-in", help="4bit or 8bit: bitsandbytes weights on a CUDA GPU"),
     ] = None,
+    header_timeout: Annotated[
+        float, typer.Option(help="seconds for a request's head (line and headers); slower gets 408")
+    ] = 10,
+    body_timeout: Annotated[
+        float, typer.Option(help="seconds for a request's body after its head; slower gets 408")
+    ] = 30,
+    limit_concurrency: Annotated[
+        int, typer.Option(help="open connections or running requests; requests beyond get 503")
+    ] = 1000,
 ) -> None:
     """Serve a run over HTTP: /v1/predict, or OpenAI-style /v1/completions and /v1/chat/completions."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -351,6 +360,9 @@ def serve(
         max_items=max_items,
         max_chars=max_chars,
         load_in=load_in,
+        header_timeout=header_timeout,
+        body_timeout=body_timeout,
+        limit_concurrency=limit_concurrency,
     )
 
 

@@ -37,6 +37,7 @@ from tunelab.generator import Generator
 from tunelab.inference import Predictor
 from tunelab.pipeline import _run_config
 from tunelab.serve import create_app
+from tunelab.serve.guards import uvicorn_options
 from tunelab.serve.state import ServerState
 
 TEXTS = ["a good film", "the plot was awful", "really boring acting", "fun"]
@@ -146,12 +147,16 @@ def wait_for_health(url: str, ready: Callable[[], bool], timeout: float = 60) ->
 
 
 @contextmanager
-def uvicorn_serving(app: FastAPI) -> Iterator[str]:
-    """A real uvicorn on a free loopback port, in a thread of this process."""
+def uvicorn_serving(app: FastAPI, **guards: Any) -> Iterator[str]:
+    """A real uvicorn on a free loopback port, in a thread of this process, with the connection
+    guards `tunelab serve` runs it with (`guards` override their settings)."""
     import uvicorn
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    options = uvicorn_options(**guards)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", **options)
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
@@ -161,6 +166,16 @@ def uvicorn_serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def answer_to_a_half_sent_head(port: int, sent: bytes = b"POST /v1/predict HTTP/1.1\r\n") -> bytes:
+    """What a client that sends `sent` and then stalls gets before the server closes on it."""
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+        client.sendall(sent)
+        received = b""
+        while chunk := client.recv(65536):  # b"" once the server has closed the connection
+            received += chunk
+    return received
 
 
 def test_predict_answers_what_the_predictor_does(classifier_run: Path, predictor) -> None:
@@ -345,7 +360,7 @@ def test_the_cli_serves_over_loopback_with_a_key_from_the_environment(
     port = free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TUNELAB_API_KEY": KEY, "COLUMNS": "200"}
     process = subprocess.Popen(
-        [TUNELAB, "serve", str(classifier_run), "--port", str(port)],
+        [TUNELAB, "serve", str(classifier_run), "--port", str(port), "--header-timeout", "0.5"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -357,6 +372,7 @@ def test_the_cli_serves_over_loopback_with_a_key_from_the_environment(
         headers = {"Authorization": f"Bearer {KEY}"}
         answer = httpx.post(f"{url}/v1/predict", json={"texts": TEXTS}, headers=headers)
         unauthorized = httpx.post(f"{url}/v1/predict", json={"texts": TEXTS})
+        stalled = answer_to_a_half_sent_head(port)  # the CLI runs uvicorn with its guards
     finally:
         process.send_signal(signal.SIGINT)  # Ctrl+C: uvicorn shuts down gracefully
         out, err = process.communicate(timeout=30)
@@ -365,6 +381,7 @@ def test_the_cli_serves_over_loopback_with_a_key_from_the_environment(
     ids, _ = predictor.predict(TEXTS)
     labels = [p["label"] for p in answer.json()["predictions"]]
     assert labels == [predictor.labels.names[i] for i in ids]
+    assert stalled.startswith(b"HTTP/1.1 408 ") and b"did not arrive within 0.5 s" in stalled
     assert f"at {url} (POST /v1/predict" in out and "API key required" in out
     assert process.returncode == 0 and "Traceback" not in err
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, FastAPI, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from tunelab.errors import ConfigError
 from tunelab.serve.auth import api_key_guard
-from tunelab.serve.backend import ServedClassifier, load_served_model
+from tunelab.serve.backend import Failed, ServedClassifier, load_served_model
 from tunelab.serve.batching import MicroBatcher
-from tunelab.serve.errors import error_response, install_error_handlers
+from tunelab.serve.errors import APIError, install_error_handlers
+from tunelab.serve.guards import BodyLimit, uvicorn_options
 from tunelab.serve.metrics import MetricsMiddleware, ServerMetrics
 from tunelab.serve.openai_routes import router as openai_router
 from tunelab.serve.schemas import Prediction, PredictRequest, PredictResponse
@@ -38,10 +38,11 @@ def create_app(
     queue_size: int = 256,
     max_items: int = 64,
     max_chars: int = 10_000,
+    body_timeout: float = 30,
     load_in: str | None = None,
 ) -> FastAPI:
     """A FastAPI app serving the run (or export) in `run_dir`; see `tunelab.serve` for routes."""
-    limits = Limits(max_batch_size, max_wait_ms, queue_size, max_items, max_chars)
+    limits = Limits(max_batch_size, max_wait_ms, queue_size, max_items, max_chars, body_timeout)
     limits.check()
     if api_key is not None and not api_key.strip():
         raise ConfigError(
@@ -51,6 +52,7 @@ def create_app(
     metrics = ServerMetrics()
     batcher = MicroBatcher(
         served.run_batch,
+        encode=served.encode,
         max_batch_size=max_batch_size,
         max_wait_ms=max_wait_ms,
         queue_size=queue_size,
@@ -77,7 +79,7 @@ def create_app(
     )
     app.state.tunelab = ServerState(served, batcher, metrics, limits)
     install_error_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, sees all
     app.get("/health")(health)
     guarded = [Depends(api_key_guard(api_key))]
@@ -117,29 +119,10 @@ async def predict(body: PredictRequest, state: State) -> PredictResponse:
     state.check_texts(body.texts)
     assert isinstance(state.served, ServedClassifier)
     results = await state.run(body.texts)
+    failed = next(((i, r) for i, r in enumerate(results) if isinstance(r, Failed)), None)
+    if failed is not None:  # e.g. NaN probabilities: an error, never invalid JSON or nulls
+        raise APIError(500, f"text {failed[0]}: {failed[1].message}")
     return PredictResponse(predictions=[Prediction(**r) for r in results], model=state.served.name)
-
-
-class BodyLimit:
-    """413 for a body larger than any valid request, before it is read and parsed.
-
-    It reads Content-Length, which every HTTP client here sends; a chunked body without one is
-    bounded only by the per-text limits after parsing.
-    """
-
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
-        self.app, self.max_bytes = app, max_bytes
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            length = dict(scope["headers"]).get(b"content-length", b"0")
-            if length.isdigit() and int(length) > self.max_bytes:
-                response = error_response(
-                    413, f"the request body has {int(length)} bytes; at most {self.max_bytes}."
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
 
 
 def check_port_free(host: str, port: int) -> None:
@@ -165,13 +148,31 @@ def run_server(
     host: str = "127.0.0.1",
     port: int = 8000,
     api_key: str | None = None,
+    header_timeout: float = 10,
+    keep_alive_timeout: int = 5,
+    limit_concurrency: int = 1000,
     **limits: Any,
 ) -> None:
-    """`tunelab serve`: check the address, load the model, say where it is, serve until stopped."""
+    """`tunelab serve`: check the address, load the model, say where it is, serve until stopped.
+
+    `header_timeout`, `keep_alive_timeout` and `limit_concurrency` guard the connections (see
+    `tunelab.serve.guards`); the other limits go to `create_app`.
+    """
     import uvicorn
 
     from tunelab.console import errors, say
 
+    problems = [
+        f"--{name.replace('_', '-')} must be at least {low}; got {value}."
+        for name, value, low in (
+            ("header_timeout", header_timeout, 0.1),
+            ("keep_alive_timeout", keep_alive_timeout, 1),
+            ("limit_concurrency", limit_concurrency, 1),
+        )
+        if value < low
+    ]
+    if problems:
+        raise ConfigError(problems)
     check_port_free(host, port)
     app = create_app(run_dir, api_key=api_key, **limits)
     state: ServerState = app.state.tunelab
@@ -192,4 +193,5 @@ def run_server(
         f"GET /health, /v1/model, /metrics; {'API key required' if api_key else 'no API key'}). "
         "Ctrl+C stops."
     )
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    options = uvicorn_options(header_timeout, keep_alive_timeout, limit_concurrency)
+    uvicorn.run(app, host=host, port=port, log_level="warning", **options)

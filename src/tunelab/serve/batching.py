@@ -13,6 +13,10 @@ accepting and answering requests meanwhile) and hands each request its slice of 
   route answers 503) rather than letting every client's latency grow without limit.
 - The model is only ever called from this one worker, one call at a time, so models that are not
   thread-safe (Predictor, Generator and their tokenizers) are safe behind it.
+- Each request is prepared (`encode`: validated and tokenized) on its own, on one encoding
+  thread, before it is queued: a request that cannot be encoded fails alone and never joins a
+  batch. Should a batched model call still fail, each of its requests is run again alone, so
+  only the request that fails on its own gets the error.
 """
 
 from __future__ import annotations
@@ -20,10 +24,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Hashable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
 RunBatch = Callable[[Hashable, list[Any]], list[Any]]
+Encode = Callable[[Hashable, list[Any]], list[Any]]
 
 
 class QueueFull(Exception):
@@ -48,6 +54,7 @@ class MicroBatcher:
         self,
         run_batch: RunBatch,
         *,
+        encode: Encode | None = None,
         max_batch_size: int,
         max_wait_ms: float,
         queue_size: int,
@@ -55,6 +62,7 @@ class MicroBatcher:
         on_batch: Callable[[int, int], None] | None = None,
     ) -> None:
         self.run_batch = run_batch
+        self.encode = encode
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000
         self.queue_size = queue_size
@@ -63,9 +71,11 @@ class MicroBatcher:
         self._queue: asyncio.Queue[_Job] | None = None  # made in start(), on the server's loop
         self._held: _Job | None = None  # taken from the queue, but it starts the next batch
         self._task: asyncio.Task[None] | None = None
+        self._encoder: ThreadPoolExecutor | None = None
 
     async def start(self) -> None:
         self._queue = asyncio.Queue(self.queue_size)
+        self._encoder = ThreadPoolExecutor(1, thread_name_prefix="tunelab-encode")
         self._task = asyncio.create_task(self._work(), name="tunelab-batcher")
 
     async def stop(self) -> None:
@@ -79,16 +89,31 @@ class MicroBatcher:
         for job in waiting:
             if not job.future.done():
                 job.future.set_exception(ServerStopping("the server is shutting down"))
-        self._held, self._task, self._queue = None, None, None
+        if self._encoder is not None:
+            self._encoder.shutdown(wait=False, cancel_futures=True)
+        self._held, self._task, self._queue, self._encoder = None, None, None, None
 
     def depth(self) -> int:
         """Requests waiting for the model (not counting the batch it is running)."""
         queued = self._queue.qsize() if self._queue is not None else 0
         return queued + (self._held is not None)
 
+    def full(self) -> bool:
+        """No room in the queue: a request now would get QueueFull."""
+        return self._queue is not None and self._queue.full()
+
     async def submit(self, items: list[Any], key: Hashable = None) -> list[Any]:
         """The model's results for `items`, in order, once a batch holding them has run."""
-        return await self.enqueue(items, key)
+        return await self.enqueue(await self.prepare(items, key), key)
+
+    async def prepare(self, items: list[Any], key: Hashable = None) -> list[Any]:
+        """`items` encoded on their own, on the encoding thread (as they are without `encode`)."""
+        if self.encode is None:
+            return items
+        if self._encoder is None:
+            raise RuntimeError("the batcher is not running; start it in the app's lifespan")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._encoder, self.encode, key, list(items))
 
     def enqueue(self, items: list[Any], key: Hashable = None) -> asyncio.Future[list[Any]]:
         """Queue `items` now (QueueFull at once if there is no room); the future gets the results."""
@@ -138,24 +163,44 @@ class MicroBatcher:
         jobs = [job for job in jobs if not job.future.done()]  # a client that left is skipped
         if not jobs:
             return
-        items = [item for job in jobs for item in job.items]
-        if self.on_batch:
-            self.on_batch(len(items), len(jobs))
         try:
-            results = await asyncio.to_thread(self.run_batch, key, items)
-            if len(results) != len(items):
-                raise RuntimeError(f"the model returned {len(results)} results for {len(items)}")
+            results = await self._call(key, [item for job in jobs for item in job.items], len(jobs))
         except Exception as exc:
-            for job in jobs:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+            if len(jobs) == 1:
+                _fail(jobs[0], exc)
+                return
+            for job in jobs:  # one request's failure must not be its neighbours': each alone
+                if job.future.done():
+                    continue
+                try:
+                    _succeed(job, await self._call(key, job.items, 1))
+                except Exception as alone:
+                    _fail(job, alone)
             return
         start = 0
         for job in jobs:
-            if not job.future.done():
-                job.future.set_result(results[start : start + len(job.items)])
+            _succeed(job, results[start : start + len(job.items)])
             start += len(job.items)
+
+    async def _call(self, key: Hashable, items: list[Any], requests: int) -> list[Any]:
+        """One model call in a worker thread (the event loop keeps serving meanwhile)."""
+        if self.on_batch:
+            self.on_batch(len(items), requests)
+        results = await asyncio.to_thread(self.run_batch, key, items)
+        if len(results) != len(items):
+            raise RuntimeError(f"the model returned {len(results)} results for {len(items)}")
+        return results
 
     def _report_depth(self) -> None:
         if self.on_queue_depth:
             self.on_queue_depth(self.depth())
+
+
+def _succeed(job: _Job, results: list[Any]) -> None:
+    if not job.future.done():
+        job.future.set_result(results)
+
+
+def _fail(job: _Job, exc: BaseException) -> None:
+    if not job.future.done():
+        job.future.set_exception(exc)

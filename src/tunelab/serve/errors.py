@@ -19,8 +19,10 @@ ERROR_TYPES = {
     401: "authentication_error",
     404: "not_found_error",
     405: "invalid_request_error",
+    408: "invalid_request_error",
     413: "invalid_request_error",
     422: "invalid_request_error",
+    500: "server_error",
     503: "server_overloaded",
 }
 
@@ -49,6 +51,8 @@ def error_response(
     headers: dict[str, str] | None = None,
     code: str | None = None,
 ) -> JSONResponse:
+    # One line, and encodable: a lone surrogate from a request must not break the error itself.
+    message = " ".join(message.split()).encode("utf-8", "backslashreplace").decode("utf-8")
     body = {
         "error": {
             "message": message,
@@ -69,7 +73,10 @@ def readable(errors: list[Any]) -> str:
                 f"the request body is not valid JSON ({reason}); "
                 "send a JSON object with Content-Type: application/json."
             )
-    if any(tuple(e.get("loc", ())) == ("body",) and e.get("type") != "missing" for e in errors):
+    if any(
+        tuple(e.get("loc", ())) == ("body",) and e.get("type") not in ("missing", "value_error")
+        for e in errors
+    ):
         return (
             "the request body must be a JSON object; send it with Content-Type: application/json."
         )

@@ -3,20 +3,66 @@
 Requests ignore fields they do not know: OpenAI clients send many (user, seed, metadata, ...)
 that change nothing here. Limits that depend on the server's settings (items, characters) are
 checked in the routes, which answer 413 for them; the models here only refuse what is never
-valid (an empty list, an empty text, a wrong type), which FastAPI answers with 422.
+valid (an empty list, an empty text, a wrong type, a string that is not Unicode), which FastAPI
+answers with 422.
+
+JSON may escape a lone surrogate (`"\\ud800"`), which Python's JSON parser accepts but no
+tokenizer (and no UTF-8 encoder) can take: every request body is checked for one, anywhere in
+it, before it is validated further, so such a request fails alone, with a 422, before it is
+tokenized or batched with anyone else's.
 """
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 FinishReason = Literal["stop", "length"]
 
 
 class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
+
+
+def not_unicode(value: Any) -> str | None:
+    """Where in a parsed JSON value a string holds a lone surrogate, said in one line; else None.
+
+    Iterative, so a deeply nested body cannot exhaust the stack.
+    """
+    stack: list[tuple[str, Any]] = [("", value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                code = f"\\u{ord(item[exc.start]):04x}"
+                return (
+                    f"{where or 'the body'} holds a lone surrogate ({code}) at character "
+                    f"{exc.start}, which is not Unicode text; send valid UTF-8 text."
+                )
+        elif isinstance(item, dict | list):
+            pairs = item.items() if isinstance(item, dict) else enumerate(item)
+            for key, child in reversed(list(pairs)):
+                name = str(key).encode("utf-8", "backslashreplace").decode()
+                here = f"{where}.{name}" if where else name
+                stack.append((here, child))
+                if isinstance(key, str):
+                    stack.append((f"{here} (a field name)", key))
+    return None
+
+
+class _Body(_Request):
+    """A whole request body: refused at once when any string in it is not Unicode."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unicode_only(cls, data: Any) -> Any:
+        problem = not_unicode(data)
+        if problem:
+            raise ValueError(problem)
+        return data
 
 
 def _no_empty_texts(texts: list[str]) -> list[str]:
@@ -28,7 +74,7 @@ def _no_empty_texts(texts: list[str]) -> list[str]:
     return texts
 
 
-class PredictRequest(_Request):
+class PredictRequest(_Body):
     texts: list[str] = Field(
         min_length=1, description="texts to label, at most the server's max_items"
     )
@@ -37,6 +83,8 @@ class PredictRequest(_Request):
 
 
 class Prediction(BaseModel):
+    model_config = ConfigDict(allow_inf_nan=False)  # JSON has no NaN; the route answers 500
+
     label: str
     probability: float = Field(description="probability of `label`, the most likely class")
     probabilities: dict[str, float]
@@ -51,7 +99,7 @@ class StreamOptions(_Request):
     include_usage: bool = False
 
 
-class GenerationRequest(_Request):
+class GenerationRequest(_Body):
     model: str | None = Field(None, description="accepted for OpenAI clients; one model is served")
     max_tokens: int | None = Field(None, ge=1, description="tokens to generate at most")
     temperature: float | None = Field(

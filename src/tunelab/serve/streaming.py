@@ -4,7 +4,7 @@ Real streaming, not a finished text cut into chunks: the batcher's worker runs `
 with a transformers streamer that hands decoded words to the event loop, and the route forwards
 each as an OpenAI chunk. A streamed request runs alone (one prompt, no padding), so its greedy
 text equals the non-streamed answer. The route waits for the first words before it answers, so a
-full queue (503), a too-long prompt (400) or a failing model (500) is still a plain error status;
+full queue (503), a too-long prompt (400, before it is queued) or a failing model (500) is still a plain error status;
 a client that disconnects stops the generation at its next token.
 """
 
@@ -62,7 +62,9 @@ async def stream_response(
 ) -> StreamingResponse:
     streamer = TokenStreamer(served.generator.tokenizer)
     cancel = threading.Event()
-    future = state.enqueue([StreamJob(prompt, streamer, cancel)], StreamKey(key, next(_serial)))
+    stream_key = StreamKey(key, next(_serial))
+    jobs = await state.encode([StreamJob(prompt, streamer, cancel)], stream_key)  # too long: 400
+    future = state.enqueue(jobs, stream_key)
     # However the job ends (refused, failed, server stopping), the text iterator must end too.
     future.add_done_callback(lambda _: streamer.text_queue.put_nowait(streamer.stop_signal))
     pieces = aiter(streamer)
@@ -73,10 +75,8 @@ async def stream_response(
     except BaseException:
         cancel.set()
         raise
-    if first is None:  # nothing was generated: say why with a status code
-        result: Generated = (await state.wait(future))[0]
-        if result.error:
-            raise APIError(400, result.error, code="context_length_exceeded")
+    if first is None:  # nothing was generated: a failure is still told with a status code
+        await state.wait(future)
     chunks = _Chunks(served.name, chat)
     return StreamingResponse(
         _events(chunks, first, pieces, state, future, cancel, include_usage),
