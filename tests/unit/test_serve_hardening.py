@@ -12,6 +12,7 @@ import asyncio
 import http.client
 import json
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -260,3 +261,55 @@ def test_bad_guard_settings_are_refused_in_one_line(classifier_run: Path) -> Non
         ConfigError, match=r"(?s)--header-timeout must be at least 0.1.*--limit-concurrency"
     ):
         run_server(classifier_run, header_timeout=0, limit_concurrency=0)
+
+
+def test_near_a_full_queue_new_connections_are_shed_and_known_ones_still_queue(
+    classifier_run: Path,
+) -> None:
+    app = create_app(classifier_run, max_batch_size=1, max_wait_ms=0, queue_size=8)
+    state = state_of(app)
+    assert state.limits.shed_new_at == 6
+    original, release = state.batcher.run_batch, threading.Event()
+
+    def blocked(key: Any, items: list[Any]) -> list[Any]:
+        release.wait(timeout=30)
+        return list(original(key, items))
+
+    state.batcher.run_batch = blocked
+    body = json.dumps({"texts": ["fine"]}).encode()
+
+    def post(connection: http.client.HTTPConnection, statuses: list[int]) -> None:
+        connection.request("POST", "/v1/predict", body, JSON)
+        answer = connection.getresponse()
+        answer.read()
+        statuses.append(answer.status)
+
+    with uvicorn_serving(app) as url:
+        port = int(url.rsplit(":", 1)[1])
+        known = [http.client.HTTPConnection("127.0.0.1", port, timeout=30) for _ in range(8)]
+        for connection in known:  # each is answered once: a connection the server knows
+            connection.request("GET", "/health")
+            connection.getresponse().read()
+        statuses: list[int] = []
+        waiting = [threading.Thread(target=post, args=(c, statuses)) for c in known[:7]]
+        for thread in waiting:
+            thread.start()
+        for _ in range(1000):  # one request in the (blocked) model, six waiting
+            if state.batcher.depth() == 6:
+                break
+            time.sleep(0.01)
+        new = httpx.post(f"{url}/v1/predict", content=body, headers=JSON)
+        last_place = threading.Thread(target=post, args=(known[7], statuses))
+        last_place.start()
+        for _ in range(1000):
+            if state.batcher.depth() == 7:
+                break
+            time.sleep(0.01)
+        release.set()
+        for thread in [*waiting, last_place]:
+            thread.join(timeout=30)
+        for connection in known:
+            connection.close()
+    assert "requests on new connections are refused" in one_line_error(new, 503)
+    assert new.headers["retry-after"] == "1"
+    assert statuses == [200] * 8  # the known connections all kept their place

@@ -20,7 +20,7 @@ from tunelab.serve.auth import api_key_guard
 from tunelab.serve.backend import Failed, ServedClassifier, load_served_model
 from tunelab.serve.batching import MicroBatcher
 from tunelab.serve.errors import APIError, install_error_handlers
-from tunelab.serve.guards import BodyLimit, uvicorn_options
+from tunelab.serve.guards import BodyLimit, ShedNewConnections, uvicorn_options
 from tunelab.serve.metrics import MetricsMiddleware, ServerMetrics
 from tunelab.serve.openai_routes import router as openai_router
 from tunelab.serve.schemas import Prediction, PredictRequest, PredictResponse
@@ -80,6 +80,7 @@ def create_app(
     app.state.tunelab = ServerState(served, batcher, metrics, limits)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout)
+    app.add_middleware(ShedNewConnections, depth=batcher.depth, threshold=limits.shed_new_at)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, sees all
     app.get("/health")(health)
     guarded = [Depends(api_key_guard(api_key))]

@@ -5,19 +5,23 @@
   it declared a Content-Length or came chunked without one, and a body that has not fully arrived
   `body_timeout` seconds after its head gets 408. Both close the connection, so the rest of the
   body is never read. The app then gets the body from memory, in one message.
-- `header_timeout_protocol` is uvicorn's HTTP/1.1 protocol with a request-head timeout, which
+- `guarded_protocol` is uvicorn's HTTP/1.1 protocol with a request-head timeout, which
   uvicorn lacks: a connection that has not sent a complete request head (request line and
   headers) `header_timeout` seconds after it opened or after its previous response is answered
   408 and closed. This is what ends slowloris clients (headers sent a byte at a time, never
   finished) and clients that connect and send nothing.
+- `ShedNewConnections`: when the queue is nearly full, requests on new connections get 503
+  first, so a flood of new connections does not starve clients that keep theirs.
 - `uvicorn_options` are the rest, uvicorn's own: `timeout_keep_alive` closes idle keep-alive
   connections, `limit_concurrency` answers 503 to requests beyond that many open connections or
   running requests, `h11_max_incomplete_event_size` caps a request head's bytes (400 past it).
 
 Not covered: a client that sends its request and then never reads the response (its request
-holds a slot until the response is written or the connection drops), and more stalled
-connections than `limit_concurrency` within one `header_timeout` (good clients get 503 until the
-stalled ones time out). Put a reverse proxy in front for hostile networks.
+holds a slot until the response is written or the connection drops); more stalled connections
+than `limit_concurrency` within one `header_timeout` (good clients get 503 until the stalled
+ones time out); a flood over many kept-alive connections, which looks like that many good
+clients (nothing here tells clients apart: there are no per-address quotas). Put a reverse proxy
+in front for hostile networks.
 """
 
 from __future__ import annotations
@@ -103,17 +107,20 @@ async def _answer(status: int, message: str, scope: Scope, send: Send) -> None:
     await error_response(status, message, headers={"Connection": "close"})(scope, nothing, send)
 
 
-def header_timeout_protocol(base: type[Any], header_timeout: float) -> type[Any]:
-    """`base` (uvicorn's H11Protocol or HttpToolsProtocol) with a request-head timeout.
+def guarded_protocol(base: type[Any], header_timeout: float) -> type[Any]:
+    """`base` (uvicorn's H11Protocol or HttpToolsProtocol) with a request-head timeout, and each
+    request's scope told how many responses its connection had before (`CONNECTION`).
 
     A request's head is complete when the protocol makes its request cycle (`self.cycle`): the
     timer runs from the connection's start, and again from each response, until a new cycle
     appears.
     """
 
-    class HeadTimeout(base):
+    class Guarded(base):
         _head_timer: asyncio.TimerHandle | None = None
         _head_of: Any = None
+        _tagged: Any = None
+        _answered = 0
 
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
@@ -124,6 +131,7 @@ def header_timeout_protocol(base: type[Any], header_timeout: float) -> type[Any]
             self._head_arrived()
 
         def on_response_complete(self) -> None:
+            self._answered += 1
             self._await_head()  # before: a pipelined request may start inside it
             super().on_response_complete()
             self._head_arrived()
@@ -140,8 +148,12 @@ def header_timeout_protocol(base: type[Any], header_timeout: float) -> type[Any]
             self._head_timer = self.loop.call_later(header_timeout, self._head_timed_out)
 
         def _head_arrived(self) -> None:
+            cycle = self.cycle
+            if cycle is not None and cycle is not self._tagged:  # its task has not run yet
+                cycle.scope.setdefault("extensions", {})[CONNECTION] = {"answered": self._answered}
+                self._tagged = cycle
             if self._head_timer is not None and (
-                self.cycle is not self._head_of or self.transport.is_closing()
+                cycle is not self._head_of or self.transport.is_closing()
             ):
                 self._stop_head_timer()
 
@@ -158,8 +170,41 @@ def header_timeout_protocol(base: type[Any], header_timeout: float) -> type[Any]
             self.transport.write(HEAD_TIMEOUT_RESPONSE % (len(body), body))
             self.transport.close()
 
-    HeadTimeout.__name__ = HeadTimeout.__qualname__ = f"HeadTimeout{base.__name__}"
-    return HeadTimeout
+    Guarded.__name__ = Guarded.__qualname__ = f"Guarded{base.__name__}"
+    return Guarded
+
+
+CONNECTION = "tunelab.connection"  # scope extension: {"answered": responses sent before on it}
+
+
+class ShedNewConnections:
+    """Under overload, requests on new connections are refused first (503) and clients that
+    already hold a connection keep their place: past `threshold` waiting requests, a model
+    request that is the first on its connection is answered 503 and the connection closed,
+    so only requests on connections that were answered before take the queue's last slots.
+    A flood of new connections is shed before the queue is full; clients that reuse their
+    connection (what HTTP clients do) are not starved by it. Without `CONNECTION` in the scope
+    (no guarded uvicorn, e.g. a test client) every request counts as on a known connection.
+    """
+
+    def __init__(self, app: ASGIApp, depth: Any, threshold: int) -> None:
+        self.app, self.depth, self.threshold = app, depth, threshold
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            connection = scope.get("extensions", {}).get(CONNECTION)
+            waiting = self.depth()
+            if connection is not None and connection["answered"] == 0 and waiting >= self.threshold:
+                message = (
+                    f"the server is busy ({waiting} requests are waiting; past {self.threshold}, "
+                    "requests on new connections are refused); retry shortly."
+                )
+                response = error_response(
+                    503, message, headers={"Retry-After": "1", "Connection": "close"}
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def uvicorn_options(
@@ -172,7 +217,7 @@ def uvicorn_options(
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     return {
-        "http": header_timeout_protocol(AutoHTTPProtocol, header_timeout),
+        "http": guarded_protocol(AutoHTTPProtocol, header_timeout),
         "ws": "none",  # no websocket routes: an upgrade request is plain HTTP here
         "timeout_keep_alive": keep_alive_timeout,
         "limit_concurrency": limit_concurrency,

@@ -54,8 +54,14 @@ class Limits:
         """A request body no valid request can exceed (JSON escapes a character in ≤ 6 bytes)."""
         return self.max_items * self.max_chars * 6 + 1_000_000
 
+    @property
+    def shed_new_at(self) -> int:
+        """Waiting requests past which requests on new connections get 503: the last quarter
+        of the queue is kept for clients that already hold a connection."""
+        return self.queue_size - self.queue_size // 4
+
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return {**asdict(self), "shed_new_connections_at": self.shed_new_at}
 
 
 @dataclass
