@@ -80,6 +80,9 @@ class Predictor:
             )
         if stored_as == INT8_FILE:
             model = load_int8(model_dir, AutoModelForSequenceClassification)
+            from tunelab.training.guards import refuse_non_finite
+
+            refuse_non_finite(model, str(model_dir))
             return cls(model, tokenizer, labels, max_length, "fp32", batch_size)
         model = _load_model(model_dir, labels, card, load_kwargs=bitsandbytes_kwargs(load_in))
         precision = resolve_precision("auto") if card.get("precision") == "bf16" else "fp32"
@@ -202,7 +205,24 @@ def _load_model(
     auto_class: Any = AutoModelForSequenceClassification,
     load_kwargs: dict[str, Any] | None = None,
 ) -> PreTrainedModel:
-    """A full model directory, or an adapter directory put back onto its base model."""
+    """A full model directory, or an adapter directory put back onto its base model.
+
+    A model with NaN/inf weights (a diverged run) is refused: it would answer NaN for everything.
+    """
+    from tunelab.training.guards import refuse_non_finite
+
+    model = _load_weights(model_dir, labels, card, auto_class, load_kwargs)
+    refuse_non_finite(model, str(model_dir))
+    return model
+
+
+def _load_weights(
+    model_dir: Path,
+    labels: LabelMap | None,
+    card: dict[str, Any],
+    auto_class: Any,
+    load_kwargs: dict[str, Any] | None,
+) -> PreTrainedModel:
     if not (model_dir / "adapter_config.json").is_file():
         return load_pretrained(
             auto_class, model_dir, ModelConfig(name=str(model_dir)), **(load_kwargs or {})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -39,7 +40,22 @@ def _umask() -> int:
 
 
 def atomic_write_json(path: str | Path, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    """Strict JSON: a NaN or inf (which json.dumps would write as the invalid `NaN`) becomes null."""
+    text = json.dumps(finite(data), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    atomic_write_text(path, text + "\n")
+
+
+def finite(data: Any) -> Any:
+    """`data` with every non-finite float replaced by None, so it serializes as valid JSON."""
+    if isinstance(data, float):
+        return data if math.isfinite(data) else None
+    if isinstance(data, dict):
+        return {k: finite(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [finite(v) for v in data]
+    if hasattr(data, "item") and getattr(data, "ndim", None) == 0:  # numpy / torch scalars
+        return finite(data.item())
+    return data
 
 
 @contextmanager

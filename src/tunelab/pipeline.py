@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
-import shutil
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -22,21 +25,33 @@ from tunelab.config import RunConfig, dump_yaml
 from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
 from tunelab.data.inspect import build_report, write_report
-from tunelab.data.stream import chunk_writer, iter_text_chunks
-from tunelab.errors import ConfigError, ModelError, RunDirError
+from tunelab.data.stream import check_predict_request, chunk_writer, iter_text_chunks
+from tunelab.errors import ConfigError, ModelError, OutputError, RunDirError, TunelabError
 from tunelab.inference import Predictor
 from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, flatten, write_table
 from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
 from tunelab.runcard import base_card, now, split_sha256
+from tunelab.rundir import (
+    RunPlace,
+    claim,
+    complete_checkpoints,
+    directory_bytes,
+    disk_full_message,
+    is_disk_full,
+    refuse_finished,
+    resume_checkpoint,
+    stale_status,
+)
 from tunelab.tasks import Task, task_for
 from tunelab.tasks.classification import score_split
 from tunelab.tracking import check_tracking, track_run
+from tunelab.training.guards import refuse_non_finite
 from tunelab.training.memory import PeakMemory
 from tunelab.training.memory import estimate as estimate_memory
 from tunelab.training.precision import resolve_precision
-from tunelab.training.trainer import build_trainer
+from tunelab.training.trainer import build_trainer, resume_training
 
 
 @dataclass
@@ -52,7 +67,8 @@ class TrainingSession:
 
     cfg: RunConfig
     data: PreparedData
-    run_dir: Path
+    place: RunPlace
+    run_dir: Path  # where the run is written: place.work
     tokenizer: Any
     model: PreTrainedModel
     trainer: Trainer
@@ -73,71 +89,130 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
     session = prepare_training(cfg)
     for callback in callbacks:  # e.g. the search's pruning hook
         session.trainer.add_callback(callback)
-    checkpoint = _latest_checkpoint(session.run_dir) if session.cfg.train.resume else None
-    cfg, data, run_dir, tokenizer, trainer = (
-        session.cfg,
-        session.data,
-        session.run_dir,
-        session.tokenizer,
-        session.trainer,
-    )
-    task = session.task
-    before = task.before_training(session)
-    if checkpoint is not None:
-        say(f"resuming from {checkpoint}")
-    try:
-        train_output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    except BaseException:
-        session.card.update(status="failed", finished_at=now())
-        atomic_write_json(run_dir / "run_card.json", session.card)
-        raise
-    trained = cast(PreTrainedModel, trainer.model)  # the best checkpoint, restored by the Trainer
-    memory = _measured_memory(session)
+    with run_status(session):
+        checkpoint = resume_checkpoint(session.run_dir) if session.cfg.train.resume else None
+        before = session.task.before_training(session)
+        if checkpoint is not None:
+            say(f"resuming from {checkpoint}")
+        train_output = resume_training(session.trainer, checkpoint)
+        trained = cast(PreTrainedModel, session.trainer.model)  # the best checkpoint, restored
+        refuse_non_finite(trained, "the trained model")
+        memory = _measured_memory(session)
+        _save_model(session, trained)
+        metrics = _final_metrics(session, trained, before, train_output)
+        metrics["memory"] = memory
+        atomic_write_json(session.run_dir / "metrics.json", metrics)
+        wall = time.perf_counter() - started
+        session.card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
+        atomic_write_json(session.run_dir / "run_card.json", session.card)
+        from tunelab.report.html import write_report
 
-    with atomic_directory(
-        run_dir / "model"
-    ) as tmp:  # safetensors only: no pickled training_args.bin
+        write_report(session.run_dir)
+        session.place.publish()  # an overwrite: the finished run takes the old one's place
+    track_run(session.cfg, session.place.final, metrics)
+    return TrainResult(session.place.final, metrics, wall)
+
+
+def _save_model(session: TrainingSession, trained: PreTrainedModel) -> None:
+    with atomic_directory(session.run_dir / "model") as tmp:  # safetensors only, no pickle
         trained.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        task.save_extras(tmp, data)
+        session.tokenizer.save_pretrained(tmp)
+        session.task.save_extras(tmp, session.data)
+
+
+def _final_metrics(
+    session: TrainingSession, trained: PreTrainedModel, before: Any, train_output: Any
+) -> dict[str, Any]:
+    cfg, task, state = session.cfg, session.task, session.trainer.state
     metrics = task.final_metrics(session, trained, before)
     if cfg.eval.forgetting:
         from tunelab.evaluation.forgetting_run import measure_forgetting
 
         metrics["forgetting"] = measure_forgetting(session, trained)
-    losses = [(e["step"], e["loss"]) for e in trainer.state.log_history if "loss" in e]
+    best = state.best_model_checkpoint
     metrics["training"] = {
         "train_loss": train_output.training_loss,
-        "steps": trainer.state.global_step,
-        "epochs": trainer.state.epoch,
-        "loss_curve": losses,
-        "validation_curve": [
-            {
-                k.removeprefix("eval_"): v
-                for k, v in e.items()
-                if k.startswith("eval_") or k == "step"
-            }
-            for e in trainer.state.log_history
-            if "eval_loss" in e
-        ],
-        "best_checkpoint": trainer.state.best_model_checkpoint,
-        "best_validation_metric": {task.best_metric(cfg): trainer.state.best_metric},
+        "steps": state.global_step,
+        "epochs": state.epoch,
+        "loss_curve": [(e["step"], e["loss"]) for e in state.log_history if "loss" in e],
+        "validation_curve": validation_curve(state.log_history),
+        # relative: the run directory may be renamed into place after training (an overwrite)
+        "best_checkpoint": str(Path(best).relative_to(session.run_dir)) if best else None,
+        "best_validation_metric": {task.best_metric(cfg): state.best_metric},
         "train_seconds": train_output.metrics.get("train_runtime"),
         "examples_per_second": train_output.metrics.get("train_samples_per_second"),
     }
     metrics["parameters"] = session.parameters
-    metrics["memory"] = memory
-    atomic_write_json(run_dir / "metrics.json", metrics)
+    return metrics
 
-    wall = time.perf_counter() - started
-    card = session.card
-    card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
-    atomic_write_json(run_dir / "run_card.json", card)
-    from tunelab.report.html import write_report
 
-    write_report(run_dir)
-    track_run(cfg, run_dir, metrics)
-    return TrainResult(run_dir, metrics, wall)
+def validation_curve(log_history: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One entry per evaluated step (a resumed run's history can hold its resume step twice)."""
+    by_step: dict[int, dict[str, Any]] = {}
+    for entry in log_history:
+        if "eval_loss" in entry:
+            by_step.setdefault(
+                entry.get("step", -1),
+                {
+                    k.removeprefix("eval_"): v
+                    for k, v in entry.items()
+                    if k.startswith("eval_") or k == "step"
+                },
+            )
+    return list(by_step.values())
+
+
+@contextmanager
+def run_status(session: TrainingSession) -> Iterator[None]:
+    """The run card says failed or interrupted after any failure; a full disk is one line."""
+    run_dir = session.run_dir
+
+    def mark(status: str, reason: str) -> None:
+        session.card.update(status=status, finished_at=now(), reason=reason)
+        with suppress(OSError):  # a full disk may refuse even this small write
+            atomic_write_json(run_dir / "run_card.json", session.card)
+        session.place.failed()
+
+    previous = _stop_on_sigterm()
+    try:
+        yield
+    except KeyboardInterrupt:
+        mark("interrupted", "stopped by a signal or Ctrl+C")
+        raise
+    except TunelabError as exc:
+        mark("failed", str(exc))
+        raise
+    except OSError as exc:
+        if not is_disk_full(exc):
+            mark("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        complete = complete_checkpoints(run_dir)
+        needed = directory_bytes(complete[-1]) if complete else None
+        message = disk_full_message(exc.filename or run_dir, needed)
+        kept = (
+            f"the last complete checkpoint, {complete[-1].name}, is intact: free space and run again with --resume"
+            if complete
+            else "no checkpoint was complete yet: free space and run again"
+        )
+        mark("failed", message)
+        raise OutputError(f"{message}; {kept}.") from None
+    except BaseException as exc:
+        mark("failed", f"{type(exc).__name__}: {exc}")
+        raise
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _stop_on_sigterm() -> Any:
+    """SIGTERM (a scheduler's stop, `kill`) ends the run like Ctrl+C, so its card says interrupted."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    return signal.signal(signal.SIGTERM, stop)
 
 
 def _measured_memory(session: TrainingSession) -> dict[str, Any]:
@@ -172,7 +247,8 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
     model_dir = resolve_model_dir(cfg.model.name)
     _check_max_length(cfg, model_dir)
-    run_dir = _new_run_dir(cfg)
+    place = _claim_run_dir(cfg)
+    run_dir = place.work
     card = _start_card(cfg, run_dir, data, precision, model_dir)
     _describe_data(data)
 
@@ -203,6 +279,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     return TrainingSession(
         cfg,
         data,
+        place,
         run_dir,
         tokenizer,
         model,
@@ -268,17 +345,39 @@ def inspect_data(cfg: RunConfig) -> dict[str, Any]:
     return build_report(data, tokenizer, cfg.data.max_length)
 
 
-def evaluate(run_dir: str | Path, data_file: str | Path | None = None) -> dict[str, Any]:
-    """Score a finished run on its own test split, or on another labelled file (`data_file`)."""
+def evaluate(
+    run_dir: str | Path,
+    data_file: str | Path | None = None,
+    text_column: str | None = None,
+    label_column: str | None = None,
+) -> dict[str, Any]:
+    """Score a finished run on its own test split, or on another labelled file (`data_file`).
+
+    `text_column`/`label_column` name the columns of `data_file` (else the run's settings, or
+    auto-detection by the common names); its problems advise --text-column/--label-column.
+    """
+    from tunelab.data.load import EVALUATE, check_data_file
+
     run_dir = Path(run_dir)
     cfg = _run_config(run_dir)
     _require_classification(cfg, run_dir, "evaluate")
+    if data_file is not None:
+        check_data_file(data_file, what="--data file", advice=EVALUATE)
+    elif text_column is not None or label_column is not None:
+        raise ConfigError("--text-column and --label-column go with --data FILE.")
     predictor = Predictor.from_run_dir(run_dir, cfg.train.eval_batch_size)
     if data_file is None:
         frame, name = run_test_split(run_dir), "test"
     else:
+        columns = {
+            k: v
+            for k, v in (("text_column", text_column), ("label_column", label_column))
+            if v is not None
+        }
         frame, name = (
-            load_labelled_file(data_file, cfg.data, predictor.labels),
+            load_labelled_file(
+                data_file, cfg.data.model_copy(update=columns), predictor.labels, EVALUATE
+            ),
             Path(data_file).stem,
         )
     report = score_split(predictor, frame)
@@ -315,6 +414,7 @@ def predict(
         raise ConfigError(
             "give either texts or an input file to predict, not both and not neither."
         )
+    check_predict_request(input_file, output_file, batch_size, chunk_rows, texts)
     predictor = _predictor(run_dir, batch_size, load_in)
     if texts is not None:
         frame = label_frame(predictor, pd.DataFrame({"text": texts}), "text")
@@ -344,6 +444,7 @@ def predict_file(
 
     `progress(done_rows)` is called after every chunk (the CLI draws its bar with it).
     """
+    check_predict_request(input_file, output_file, batch_size, chunk_rows)
     predictor = _predictor(run_dir, batch_size, load_in)
     chunks = iter_text_chunks(input_file, text_column, chunk_rows)
     done = 0
@@ -373,9 +474,14 @@ def _predictor(run_dir: str | Path, batch_size: int, load_in: str | None = None)
 
 
 def label_frame(predictor: Predictor, frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The frame with label, probability and one prob_<label> column per class."""
+    """The frame with label, probability and one prob_<label> column per class.
+
+    An input column with one of those names (a labelled file's own 'label') is kept as
+    input_<name>, never silently replaced by the prediction.
+    """
     ids, probabilities = predictor.predict(frame[column].astype(str).tolist())
-    out = frame.copy()
+    produced = {"label", "probability", *(f"prob_{name}" for name in predictor.labels.names)}
+    out = frame.rename(columns={c: f"input_{c}" for c in frame.columns if c in produced})
     out["label"] = [predictor.labels.names[i] for i in ids]
     out["probability"] = probabilities.max(-1)
     for j, name in enumerate(predictor.labels.names):
@@ -449,32 +555,17 @@ def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
         )
 
 
-def _latest_checkpoint(run_dir: Path) -> Path | None:
-    checkpoints = sorted(
-        (run_dir / "checkpoints").glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1])
-    )
-    return checkpoints[-1] if checkpoints else None
-
-
-def _new_run_dir(cfg: RunConfig) -> Path:
+def _claim_run_dir(cfg: RunConfig) -> RunPlace:
     name = cfg.output.name or f"{cfg.task.type}-{datetime.now():%Y%m%d-%H%M%S}"
-    run_dir = Path(cfg.output.dir) / name
+    if cfg.train.resume and cfg.output.name is None:
+        raise ConfigError(
+            "train.resume needs output.name: the interrupted run's name. Set output.name, or drop train.resume."
+        )
+    place = claim(cfg.output.dir, name, cfg.output.overwrite, cfg.train.resume)
     if cfg.train.resume:
-        if cfg.output.name is None or _latest_checkpoint(run_dir) is None:
-            raise ConfigError(
-                f"train.resume: no checkpoint to resume in {run_dir}. Set output.name to the interrupted run's name "
-                "(its directory must hold checkpoints/checkpoint-*), or drop train.resume."
-            )
-        _check_same_config(run_dir, cfg)
-        return run_dir
-    if run_dir.exists():
-        if not cfg.output.overwrite:
-            raise ConfigError(
-                f"output: run directory {run_dir} already exists. Set output.name to a new name or output.overwrite=true."
-            )
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    return run_dir
+        refuse_finished(place.work)
+        _check_same_config(place.work, cfg)
+    return place
 
 
 def _start_card(
@@ -492,7 +583,11 @@ def _start_card(
     atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
     card = base_card(cfg.train.seed, precision, cfg.data.max_length)
     if previous:
-        card.update(started_at=previous.get("started_at"), resumed_at=now())
+        card.update(
+            started_at=previous.get("started_at"),
+            resumed_at=now(),
+            resumed_after=stale_status(previous) or previous.get("status"),
+        )
     card.update(
         model={"source": cfg.model.name, "resolved_dir": str(model_dir)},
         task=cfg.task.type,

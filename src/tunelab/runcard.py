@@ -66,7 +66,10 @@ def now() -> str:
 
 def base_card(seed: int, precision: str, max_length: int) -> dict[str, Any]:
     return {
+        "tool": "tunelab",  # what makes a directory a tunelab run (rundir.is_tunelab_run)
         "status": "running",
+        "pid": os.getpid(),  # with host: a card still "running" whose process is gone was interrupted
+        "host": os.uname().nodename,
         "started_at": now(),
         "command": sys.argv,
         "python": sys.version.split()[0],

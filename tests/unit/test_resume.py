@@ -92,7 +92,7 @@ def test_killed_then_resumed_equals_uninterrupted(
 
 
 def test_resume_without_checkpoints_is_a_clear_error(tiny_config) -> None:
-    with pytest.raises(ConfigError, match="no checkpoint to resume"):
+    with pytest.raises(ConfigError, match="no complete checkpoint to resume"):
         tunelab.train(config(tiny_config, "never-ran", "full", resume=True))
 
 

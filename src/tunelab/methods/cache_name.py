@@ -51,5 +51,5 @@ def _rename(module: nn.Module) -> bool:
         position, inspect.Parameter(OLD, inspect.Parameter.KEYWORD_ONLY, default=None)
     )
     renamed.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]
-    module.forward = renamed  # type: ignore[method-assign]
+    module.forward = renamed
     return True

@@ -15,6 +15,7 @@ from transformers import (
     Seq2SeqTrainer,
     Seq2SeqTrainingArguments,
     Trainer,
+    TrainerCallback,
     TrainingArguments,
 )
 from transformers.integrations import TensorBoardCallback
@@ -22,8 +23,10 @@ from transformers.integrations import TensorBoardCallback
 from tunelab.config import RunConfig
 from tunelab.methods.gradual import GradualUnfreezing
 from tunelab.methods.layers import layer_map
+from tunelab.rundir import checkpoint_record, mark_complete
 from tunelab.tasks.base import Task
 from tunelab.training.callbacks import ConciseProgress
+from tunelab.training.guards import FiniteGuard, FiniteLoss
 from tunelab.training.optimizer import build_optimizer
 from tunelab.training.sampling import ShuffledLengthBuckets
 
@@ -115,11 +118,90 @@ class BucketedSampling:
         )
 
 
-class TunelabTrainer(BucketedSampling, Trainer):
+class CompleteCheckpoints:
+    """Trainer mixin: a checkpoint counts only once its completion record is written (rundir.py).
+
+    The Trainer writes `checkpoint-N/` file by file; a kill or a full disk mid-way leaves a folder
+    that looks like a checkpoint. The record is written last, and the rotation of old checkpoints
+    waits for it, so the previous complete checkpoint survives any failure during a save. The record
+    also keeps the running loss sum and the logging position, so a resumed run reports the same
+    train loss and loss curve as one that was never interrupted.
+    """
+
+    resumed_from: dict[str, Any] | None = None
+
+    def _save_checkpoint(self, model: Any, trial: Any) -> None:
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+        from transformers.trainer_utils import rotate_checkpoints as rotate
+
+        args = self.args  # type: ignore[attr-defined]
+        state = self.state  # type: ignore[attr-defined]
+        limit = args.save_total_limit
+        args.save_total_limit = None  # rotate only after the new checkpoint is complete
+        try:
+            super()._save_checkpoint(model, trial)  # type: ignore[misc]
+        finally:
+            args.save_total_limit = limit
+        if not args.should_save:
+            return
+        run_dir = Path(self._get_output_dir(trial=trial))  # type: ignore[attr-defined]
+        residual = getattr(self, "_tr_loss", None)
+        mark_complete(
+            run_dir / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}",
+            {
+                "loss_sum": getattr(self, "_total_loss_scalar", 0.0),
+                "unlogged_loss": float(residual.item()) if residual is not None else 0.0,
+                "last_logged_step": getattr(self, "_globalstep_last_logged", state.global_step),
+            },
+        )
+        rotate(
+            output_dir=str(run_dir),
+            save_total_limit=limit,
+            best_model_checkpoint=state.best_model_checkpoint,
+            use_mtime=True,
+        )
+
+
+class _RestoreLogging(TrainerCallback):
+    """On resume, put back the loss sums of the interrupted part (see CompleteCheckpoints)."""
+
+    def __init__(self, trainer: Any, record: dict[str, Any]) -> None:
+        self.trainer, self.record = trainer, record
+
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        trainer, record = self.trainer, self.record
+        trainer._total_loss_scalar = float(record.get("loss_sum", 0.0))
+        trainer._tr_loss = trainer._tr_loss + float(record.get("unlogged_loss", 0.0))
+        trainer._globalstep_last_logged = int(record.get("last_logged_step", state.global_step))
+
+
+def resume_training(trainer: Trainer, checkpoint: Path | None) -> Any:
+    """`trainer.train()`, from `checkpoint` when given; the train loss covers the whole run either way."""
+    if checkpoint is None:
+        return trainer.train()
+    record = checkpoint_record(checkpoint) or {}
+    restore = _RestoreLogging(trainer, record)
+    trainer.add_callback(restore)
+    try:
+        output = trainer.train(resume_from_checkpoint=str(checkpoint))
+    finally:
+        trainer.remove_callback(restore)
+    steps = trainer.state.global_step
+    ran = steps - int(record.get("step", steps))
+    if (
+        "loss_sum" in record and steps
+    ):  # the Trainer divides the whole sum by this call's steps only
+        output = type(output)(
+            output.global_step, output.training_loss * ran / steps, output.metrics
+        )
+    return output
+
+
+class TunelabTrainer(FiniteLoss, CompleteCheckpoints, BucketedSampling, Trainer):
     pass
 
 
-class TunelabSeq2SeqTrainer(BucketedSampling, Seq2SeqTrainer):
+class TunelabSeq2SeqTrainer(FiniteLoss, CompleteCheckpoints, BucketedSampling, Seq2SeqTrainer):
     pass
 
 
@@ -154,6 +236,7 @@ def build_trainer(
     )
     trainer.remove_callback(PrinterCallback)
     trainer.remove_callback(ProgressCallback)
+    trainer.add_callback(FiniteGuard(check_gradients=precision != "fp16"))
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
     tensorboard = TensorBoardCallback()
     tensorboard.logging_dir = str(run_dir / "logs" / "tensorboard")  # `tensorboard --logdir runs`

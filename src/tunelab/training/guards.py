@@ -1,0 +1,78 @@
+"""Divergence guards: a run whose loss, gradients or weights turn NaN/inf stops, and is never a result.
+
+Policy: stop, not roll back. The first optimizer step whose loss or gradients are not finite ends
+the run with one line naming the step and what to change (a lower train.lr, or train.max_grad_norm);
+the step is not applied, nothing from it is saved, and the run card says failed. The last complete
+checkpoint (written before the step) is left as it is. Rolling back with a lower learning rate
+would silently change the recipe the user asked for; a stop they can see and act on does not.
+Models with non-finite weights are refused wherever one is saved, loaded, exported or served.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+from tunelab.errors import TrainingError
+
+
+def non_finite_parameters(model: torch.nn.Module, limit: int = 3) -> list[str]:
+    """Names of (up to `limit`) parameters holding NaN or inf."""
+    bad = []
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all()):
+                bad.append(name)
+                if len(bad) >= limit:
+                    break
+    return bad
+
+
+def refuse_non_finite(model: torch.nn.Module, what: str) -> None:
+    bad = non_finite_parameters(model)
+    if bad:
+        raise TrainingError(
+            f"{what} has NaN/inf weights ({', '.join(bad)}): training diverged. "
+            "Train again with a lower train.lr (e.g. a tenth) or a train.max_grad_norm such as 1.0."
+        )
+
+
+def _diverged(step: int, what: str, value: str) -> TrainingError:
+    return TrainingError(
+        f"training diverged at step {step}: the {what} is {value}. Nothing of this step was saved; "
+        "train again with a lower train.lr (e.g. a tenth) or train.max_grad_norm=1.0."
+    )
+
+
+class FiniteGuard(TrainerCallback):
+    """Checks each optimizer step before it is applied: the gradients, then (on log) the loss."""
+
+    def __init__(self, check_gradients: bool = True) -> None:
+        self.check_gradients = check_gradients  # off under fp16's GradScaler, which skips inf steps
+
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        model = kwargs.get("model")
+        if not self.check_gradients or model is None:
+            return
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
+        if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
+            raise _diverged(state.global_step + 1, "gradient", "NaN/inf")
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+        for key in ("loss", "grad_norm", "eval_loss"):
+            value = (logs or {}).get(key)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise _diverged(state.global_step, key.replace("_", " "), str(value))
+
+
+class FiniteLoss:
+    """Trainer mixin: the loss of every micro-batch is checked as it is computed (before backward's step)."""
+
+    def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        loss = super().training_step(*args, **kwargs)  # type: ignore[misc]
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise _diverged(self.state.global_step + 1, "loss", str(loss.item()))  # type: ignore[attr-defined]
+        return loss
