@@ -607,15 +607,30 @@ class RunConfig(_Section):
         from tunelab.tasks import TASKS
 
         found: list[str] = []
+        if self.output.name is not None:
+            from tunelab.rundir import name_problem
+
+            problem = name_problem(self.output.name)
+            if problem:
+                found.append(problem)
         if self.data.train_file is None:
             found.append(
                 "data.train_file is required; got nothing. Set data.train_file to a CSV/TSV/JSON/JSONL/Parquet file."
             )
         for key in DATA_PATH_KEYS:
             value = getattr(self.data, key)
-            if value is not None and not Path(value).is_file():
+            if value is None:
+                continue
+            from tunelab.files import path_problem
+
+            problem = path_problem(Path(value))
+            if problem == "not found":
                 found.append(
-                    f"data.{key}: file not found: {value}. Fix the path (in a YAML, relative to that file)."
+                    f"data.{key}: file not found: {short_text(value, 120)}. Fix the path (in a YAML, relative to that file)."
+                )
+            elif problem is not None:
+                found.append(
+                    f"data.{key}: {short_text(value, 120)} {problem}. Give the path of a data file."
                 )
         try:
             resolve_model_dir(self.model.name)

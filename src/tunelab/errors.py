@@ -5,7 +5,8 @@
     ├── DataError         a missing/malformed file, a missing column, bad labels, an empty split
     ├── ModelError        a model source that cannot be found or loaded offline
     ├── RunDirError       a run directory that is missing or incomplete
-    └── OutputError       a place to write that cannot be written: read-only, a file, no space
+    ├── OutputError       a place to write that cannot be written: read-only, a file, no space
+    └── TrainingError     training that cannot go on: the loss or gradients became NaN/inf
 
 Internal bugs are not TunelabErrors and keep their traceback.
 """
@@ -46,3 +47,7 @@ class RunDirError(TunelabError):
 
 class OutputError(TunelabError):
     """An output path the user named that cannot be created or written (see tunelab.files)."""
+
+
+class TrainingError(TunelabError):
+    """A run that diverged (non-finite loss, gradients or weights); nothing of it is kept as a result."""
