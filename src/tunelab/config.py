@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.errors import ConfigError
-from tunelab.suggest import did_you_mean
+from tunelab.suggest import did_you_mean, short_text
 
 # Peak learning rates by method: methods that train fewer weights need larger steps. Measured on
 # MiniLM/SST-2 (benchmarks/RESULTS.md): full 1e-4 reaches 0.82-0.88; LoRA at 1e-3 needed ~4x more
