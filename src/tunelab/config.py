@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from tunelab.errors import ConfigError
-from tunelab.suggest import did_you_mean, short_text
+from tunelab.suggest import did_you_mean
 
 # Peak learning rates by method: methods that train fewer weights need larger steps. Measured on
 # MiniLM/SST-2 (benchmarks/RESULTS.md): full 1e-4 reaches 0.82-0.88; LoRA at 1e-3 needed ~4x more
@@ -619,18 +619,9 @@ class RunConfig(_Section):
             )
         for key in DATA_PATH_KEYS:
             value = getattr(self.data, key)
-            if value is None:
-                continue
-            from tunelab.files import path_problem
-
-            problem = path_problem(Path(value))
-            if problem == "not found":
+            if value is not None and not Path(value).is_file():
                 found.append(
-                    f"data.{key}: file not found: {short_text(value, 120)}. Fix the path (in a YAML, relative to that file)."
-                )
-            elif problem is not None:
-                found.append(
-                    f"data.{key}: {short_text(value, 120)} {problem}. Give the path of a data file."
+                    f"data.{key}: file not found: {value}. Fix the path (in a YAML, relative to that file)."
                 )
         try:
             resolve_model_dir(self.model.name)
