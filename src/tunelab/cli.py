@@ -127,12 +127,20 @@ def evaluate(
         Path | None,
         typer.Option("--data", help="labelled file to score instead of the run's test split"),
     ] = None,
+    text_column: Annotated[
+        str | None,
+        typer.Option("--text-column", help="--data: the column with the texts (auto-detected)"),
+    ] = None,
+    label_column: Annotated[
+        str | None,
+        typer.Option("--label-column", help="--data: the column with the labels (auto-detected)"),
+    ] = None,
 ) -> None:
     """Score a trained run on its test split or on another labelled file."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.pipeline import evaluate as run_evaluation
 
-    report = run_evaluation(run_dir, data)
+    report = run_evaluation(run_dir, data, text_column, label_column)
     table = Table(title=f"{run_dir} on {report['data']} ({report['rows']} rows)")
     for name in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"):
         table.add_column(name, justify="right")
@@ -196,8 +204,9 @@ def predict(
         return
     from rich.progress import Progress
 
-    from tunelab.data.stream import count_rows
+    from tunelab.data.stream import check_predict_request, count_rows
 
+    check_predict_request(input, output, batch_size, chunk_rows)  # before the model loads
     stderr = Console(stderr=True)
     with Progress(console=stderr, transient=True, disable=not stderr.is_terminal) as bar:
         task = bar.add_task("predicting", total=count_rows(input))
@@ -475,8 +484,10 @@ def data_inspect(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.config import load_config
     from tunelab.data.inspect import format_report, write_report
+    from tunelab.files import check_writable_dir
     from tunelab.pipeline import inspect_data
 
+    check_writable_dir(out, "--out")  # refused before the data is read, not after
     if target.suffix.lower() in (".yaml", ".yml"):
         cfg = load_config(target, overrides)
     else:  # the file path is taken as is, never parsed as a YAML value

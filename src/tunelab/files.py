@@ -21,6 +21,7 @@ import zipfile
 from pathlib import Path
 
 from tunelab.errors import DataError, OutputError, TunelabError
+from tunelab.suggest import short_path
 
 HEAD_BYTES = 1 << 16  # sniffed for magic bytes, BOMs and NULs
 
@@ -73,13 +74,15 @@ def check_readable_file(
     path = Path(path)
     problem = path_problem(path)
     if problem == "not found":
-        raise error(f"{what} not found: {path}. {fix}")
+        raise error(f"{what} not found: {short_path(path)}. {fix}")
     if problem == "is a directory, not a file":
-        raise error(f"{what} {path} is a directory, not a file. Give the path of a file in it.")
+        raise error(
+            f"{what} {short_path(path)} is a directory, not a file. Give the path of a file in it."
+        )
     if problem is not None:
-        raise error(f"{what} {path} {problem}. Check the path and its permissions.")
+        raise error(f"{what} {short_path(path)} {problem}. Check the path and its permissions.")
     if not allow_empty and path.stat().st_size == 0:
-        raise error(f"{path}: the file is empty. Give a file with rows.")
+        raise error(f"{short_path(path)}: the file is empty. Give a file with rows.")
     return path
 
 
@@ -154,7 +157,7 @@ def check_text_encoding(path: Path) -> None:
         head = handle.read(HEAD_BYTES)
         problem = content_problem(path, head)
         if problem:
-            raise DataError(f"{path}: {problem}")
+            raise DataError(f"{short_path(path)}: {problem}")
         handle.seek(len(UTF8_BOM) if head.startswith(UTF8_BOM) else 0)
         for number, line in enumerate(handle, start=1):
             try:
@@ -162,7 +165,7 @@ def check_text_encoding(path: Path) -> None:
             except UnicodeDecodeError as exc:
                 name, iconv = guess_8bit(line)
                 raise DataError(
-                    f"{path}: line {number} is not valid UTF-8 (byte 0x{line[exc.start]:02x}); "
+                    f"{short_path(path)}: line {number} is not valid UTF-8 (byte 0x{line[exc.start]:02x}); "
                     f"it looks like {name}. Convert it: {_iconv(path, iconv)}"
                 ) from None
 
@@ -176,7 +179,7 @@ def check_parquet(path: Path) -> None:
     problem = content_problem(path, head)
     if problem is None:
         problem = "the file is not Parquet (no PAR1 magic bytes); it looks like text. Give it its real extension (.csv, .jsonl, …)."
-    raise DataError(f"{path}: {problem}")
+    raise DataError(f"{short_path(path)}: {problem}")
 
 
 def _existing_ancestor(path: Path) -> Path:
@@ -203,7 +206,7 @@ def _probe(directory: Path, shown: Path, what: str) -> None:
     ancestor = _existing_ancestor(directory)
     if not ancestor.is_dir():
         raise OutputError(
-            f"cannot write {what} {shown}: {ancestor} is a file, not a directory. Choose another path."
+            f"cannot write {what} {short_path(shown)}: {short_path(ancestor)} is a file, not a directory. Choose another path."
         )
     try:
         fd, probe = tempfile.mkstemp(prefix=".tunelab-write-check.", dir=ancestor)
@@ -220,12 +223,12 @@ def check_output_file(
     path = Path(path)
     if path.is_dir():
         raise OutputError(
-            f"{what} {path} is a directory. Give a file name, e.g. {path / 'predictions.csv'}."
+            f"{what} {short_path(path)} is a directory. Give a file name, e.g. {path / 'predictions.csv'}."
         )
     for source in inputs:
         if Path(source).exists() and path.exists() and os.path.samefile(source, path):
             raise OutputError(
-                f"{what} {path} is the input file; writing it would replace the input. Give another name."
+                f"{what} {short_path(path)} is the input file; writing it would replace the input. Give another name."
             )
     _probe(path.parent, path, what)
     return path
@@ -250,4 +253,4 @@ def output_error(exc: OSError, path: str | Path, what: str = "output") -> Output
         if exc.errno in (errno.ENOSPC, errno.EDQUOT)
         else "Choose a writable location."
     )
-    return OutputError(f"cannot write {what} {path}: {reason}. {fix}")
+    return OutputError(f"cannot write {what} {short_path(path)}: {reason}. {fix}")

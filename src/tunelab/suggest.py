@@ -89,8 +89,14 @@ def short_repr(value: Any, limit: int = MAX_VALUE_CHARS) -> str:
     reprlib stops at depth 3 and 6 items per level, so a value with 10^9 nested elements (an
     expanded YAML alias bomb) costs a few dozen steps, not its size.
     """
-    text = _repr.repr(value)
+    text = repr(value[: limit + 1]) if isinstance(value, str) else _repr.repr(value)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def short_text(text: Any, limit: int = MAX_VALUE_CHARS) -> str:
+    """str(text) on one line (whitespace runs become one space), cut to `limit` characters."""
+    flat = " ".join(str(text)[: limit * 4].split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 def short_list(items: Iterable[Any], limit: int = MAX_LIST_CHARS, quote: bool = False) -> str:
@@ -108,3 +114,20 @@ def short_list(items: Iterable[Any], limit: int = MAX_LIST_CHARS, quote: bool = 
         used += len(text) + 2
     rest = len(values) - len(shown)
     return ", ".join(shown) + (f", … {rest} more" if rest else "")
+
+
+MAX_PATH_CHARS = 100
+
+
+def short_path(path: Any, limit: int = MAX_PATH_CHARS) -> str:
+    """A path for a message: whole when short, else '…/' and as many trailing parts as fit."""
+    text = str(path)
+    if len(text) <= limit:
+        return text
+    parts = text.split("/")
+    kept = parts[-1][-(limit - 2) :]
+    for part in reversed(parts[:-1]):
+        if len(part) + len(kept) + 3 > limit:
+            break
+        kept = f"{part}/{kept}"
+    return f"…/{kept}"

@@ -31,6 +31,7 @@ from tunelab.data.load import (
 )
 from tunelab.data.split import carve, label_counts, stratified_sample
 from tunelab.errors import DataError
+from tunelab.suggest import short_path
 
 SPLITS = ("train", "validation", "test")
 
@@ -97,7 +98,7 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
         files[str(path)] = file_sha256(path)
         if len(raw[split]) == 0:
             raise DataError(
-                f"{path}: no rows left after cleaning ({report['files'][str(path)]['dropped']}). Relax data.clean."
+                f"{short_path(path)}: no rows left after cleaning ({report['files'][str(path)]['dropped']}). Relax data.clean."
             )
 
     labels = LabelMap.from_values(raw["train"]["label"])
@@ -192,7 +193,7 @@ def _checked(
     if missing.any():
         first = int(missing.to_numpy().nonzero()[0][0]) + 1
         raise DataError(
-            f"{path}: {int(missing.sum())} rows have no '{label_column}' (first at data row {first}). Label them or remove them."
+            f"{short_path(path)}: {int(missing.sum())} rows have no '{label_column}' (first at data row {first}). Label them or remove them."
         )
     text = frame[text_column]
     out = pd.DataFrame(
@@ -204,7 +205,7 @@ def _checked(
         first = int(empty.to_numpy().nonzero()[0][0]) + 1
         if empty_policy == "error":
             raise DataError(
-                f"{path}: {int(empty.sum())} rows have an empty '{text_column}' (first at data row {first}). "
+                f"{short_path(path)}: {int(empty.sum())} rows have an empty '{text_column}' (first at data row {first}). "
                 f"{advice.empty_text}"
             )
         out = out[~empty.to_numpy()]
@@ -261,6 +262,6 @@ def read_texts(
     if empty.any():
         first = int(empty.to_numpy().nonzero()[0][0]) + 1
         raise DataError(
-            f"{path}: {int(empty.sum())} rows have an empty '{column}' (first at data row {first}). Remove or fill them."
+            f"{short_path(path)}: {int(empty.sum())} rows have an empty '{column}' (first at data row {first}). Remove or fill them."
         )
     return frame, column

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from tunelab.errors import DataError
-from tunelab.suggest import short_list, short_repr
+from tunelab.suggest import short_list, short_path, short_repr
 
 WHOLE_FLOAT = re.compile(r"[+-]?\d+\.0*")  # '1.0', '2.', '-3.00': a whole number written as a float
 MISSING_SPELLINGS = {"nan", "none", "null", "na", "n/a", "#n/a", "<na>"}
@@ -39,6 +39,10 @@ def _number(name: str) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _fractional(number: float | None) -> bool:
+    return number is not None and not math.isnan(number) and not float(number).is_integer()
+
+
 def check_labels(values: pd.Series, column: str, path: str) -> list[str]:
     """Refuse labels classification cannot use; return warnings for labels that are likely wrong.
 
@@ -46,7 +50,7 @@ def check_labels(values: pd.Series, column: str, path: str) -> list[str]:
     a class). Warnings: numbers mixed with names (two spellings may be one class), spellings of
     'missing' used as a class, and a label column where most values occur once.
     """
-    where = f"{path}: label column {short_repr(column, 40)}"
+    where = f"{short_path(path)}: label column {short_repr(column, 40)}"
     nested = values.map(lambda v: isinstance(v, list | tuple | dict | set | np.ndarray))
     if nested.any():
         first = int(nested.to_numpy().nonzero()[0][0])
@@ -57,14 +61,14 @@ def check_labels(values: pd.Series, column: str, path: str) -> list[str]:
     names = values.map(label_name)
     distinct = pd.Series(names.unique())
     numbers = distinct.map(_number)
-    fractional = distinct[numbers.map(lambda n: n is not None and not float(n).is_integer())]
+    fractional = distinct[numbers.map(lambda n: _fractional(n))]
     if len(fractional):
         rows = names.isin(set(fractional))
         first = int(rows.to_numpy().nonzero()[0][0])
         raise DataError(
-            f"{where} holds non-integer numbers ({short_list(fractional, 60)}; {int(rows.sum())} rows, "
-            f"first at data row {first + 1}); classification needs discrete labels. Map them to classes "
-            "(round or bin them), or set data.label_column to the class column."
+            f"{where} holds non-integer numbers ({short_list(fractional, 30)}: {int(rows.sum())} rows, "
+            f"first at data row {first + 1}); classification needs discrete labels. "
+            "Round or bin them into classes, or set data.label_column."
         )
     warnings = []
     numeric = distinct[numbers.notna()]
@@ -125,7 +129,7 @@ class LabelMap:
             count = int((unknown == first).sum())
             raise DataError(
                 f"{where}: label {short_repr(first, 40)} ({count} rows, first at row {int(unknown.index[0]) + 1}) "
-                f"does not occur in train (train labels: {short_list(self.names, 80)}). "
+                f"does not occur in train ({short_list(self.names, 60)}). "
                 "Fix the label, drop those rows, or add examples of it to train."
             )
         return names.map(mapping).to_numpy(dtype=np.int64)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ import pandas as pd
 
 from tunelab.errors import DataError
 from tunelab.files import check_parquet, check_readable_file, check_text_encoding
-from tunelab.suggest import short_list, short_repr
+from tunelab.suggest import short_list, short_path, short_repr
 
 FORMATS_BY_SUFFIX = {
     ".csv": "csv",
@@ -116,7 +117,7 @@ def detect_format(path: Path, fmt: str = "auto", advice: Advice = CONFIG) -> str
     if found is None:
         known = ", ".join(sorted(FORMATS_BY_SUFFIX))
         raise DataError(
-            f"{path}: cannot tell the format from the extension {short_repr(path.suffix, 20)}. "
+            f"{short_path(path)}: cannot tell the format from the extension {short_repr(path.suffix, 20)}. "
             f"Use one of {known}, or {advice.format}."
         )
     return found
@@ -178,14 +179,16 @@ def read_table(
     except (pd.errors.ParserError, csv.Error) as exc:
         quoting_fix = "check data.format and quoting" if advice is CONFIG else "check the format"
         raise DataError(
-            f"{path}: malformed {fmt.upper()}: {parser_message(exc)}. Fix that row, or {quoting_fix}."
+            f"{short_path(path)}: malformed {fmt.upper()}: {parser_message(exc)}. Fix that row, or {quoting_fix}."
         ) from None
     except (OSError, ValueError, TypeError, RecursionError, UnicodeDecodeError) as exc:
         raise DataError(
-            f"{path}: cannot be read as {fmt}: {parser_message(exc)}. Check the file, or {advice.format}."
+            f"{short_path(path)}: cannot be read as {fmt}: {parser_message(exc)}. Check the file, or {advice.format}."
         ) from None
     if len(frame) == 0:
-        raise DataError(f"{path}: no data rows. Give a file with rows below the header.")
+        raise DataError(
+            f"{short_path(path)}: no data rows. Give a file with rows below the header."
+        )
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
@@ -218,21 +221,38 @@ def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
     """
     with path.open("rb") as handle:
         lines = sum(1 for line in handle if line.strip()) - (1 if header else 0)
+    return _tsv_reading(lambda: path, lines, header)[0]
+
+
+def tsv_quoting(path: Path, header: bool, sample_bytes: int = 1 << 20) -> str:
+    """The quoting rule ("none" or "csv") `read_table` would choose, judged on the file's head,
+    so a TSV streamed in chunks (predict) is read as training reads it."""
+    with path.open("rb") as handle:
+        head = handle.read(sample_bytes)
+        if handle.read(1) and b"\n" in head:
+            head = head[: head.rindex(b"\n") + 1]
+    text = head.decode("utf-8-sig", errors="replace")
+    lines = sum(1 for line in text.splitlines() if line.strip()) - (1 if header else 0)
+    return _tsv_reading(lambda: io.StringIO(text), lines, header)[1]
+
+
+def _tsv_reading(source: Any, lines: int, header: bool) -> tuple[pd.DataFrame, str]:
+    """(frame, rule) of the reading that fits; `source()` gives a fresh path or buffer."""
     readings: dict[str, pd.DataFrame] = {}
     failure: Exception | None = None
     for rule in ("none", "csv"):
         try:
-            readings[rule] = _read_delimited(path, "\t", header, rule)
+            readings[rule] = _read_delimited(source(), "\t", header, rule)
         except pd.errors.ParserError as exc:
             failure = exc
     plain, quoted = readings.get("none"), readings.get("csv")
     if plain is None or quoted is None:
         if plain is None and quoted is None:
             raise failure  # type: ignore[misc]
-        return plain if quoted is None else quoted  # type: ignore[return-value]
+        return (plain, "none") if quoted is None else (quoted, "csv")  # type: ignore[return-value]
     plain_fits = len(plain) == lines and not plain.isna().any().any()
     if not plain_fits:
-        return quoted
+        return quoted, "csv"
     wrapped = (
         plain.apply(
             lambda column: (
@@ -242,7 +262,7 @@ def _read_tsv_either_quoting(path: Path, header: bool) -> pd.DataFrame:
         .any()
         .any()
     )
-    return quoted if wrapped and len(quoted) == len(plain) else plain
+    return (quoted, "csv") if wrapped and len(quoted) == len(plain) else (plain, "none")
 
 
 # Every cell is text: "NA", "null" or "nan" stay text, only an empty cell is missing.
@@ -254,7 +274,7 @@ TEXT_CSV_OPTIONS: dict[str, Any] = {
 }
 
 
-def _read_delimited(path: Path, sep: str, header: bool, quoting: str) -> pd.DataFrame:
+def _read_delimited(path: Any, sep: str, header: bool, quoting: str) -> pd.DataFrame:
     frame = pd.read_csv(
         path,
         sep=sep,
@@ -282,15 +302,15 @@ def iter_jsonl_records(path: Path) -> Iterator[dict[str, Any]]:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(
-                    f"{path}: line {number} is not valid JSON ({exc.msg}). Fix that line; each line must be one JSON object."
+                    f"{short_path(path)}: line {number} is not valid JSON ({exc.msg}). Fix that line; each line must be one JSON object."
                 ) from None
             except RecursionError:
                 raise DataError(
-                    f"{path}: line {number} nests JSON too deeply to read. Flatten that record."
+                    f"{short_path(path)}: line {number} nests JSON too deeply to read. Flatten that record."
                 ) from None
             if not isinstance(record, dict):
                 raise DataError(
-                    f"{path}: line {number} is a JSON {type(record).__name__}, not an object. Each line must be one JSON object."
+                    f"{short_path(path)}: line {number} is a JSON {type(record).__name__}, not an object. Each line must be one JSON object."
                 )
             yield record
 
@@ -300,19 +320,23 @@ def _read_json(path: Path) -> pd.DataFrame:
         loaded = json.loads(path.read_text(encoding="utf-8-sig"))
     except json.JSONDecodeError as exc:
         raise DataError(
-            f"{path}: not valid JSON at line {exc.lineno} ({exc.msg}). Fix the file; for one object per line use .jsonl."
+            f"{short_path(path)}: not valid JSON at line {exc.lineno} ({exc.msg}). Fix the file; for one object per line use .jsonl."
         ) from None
     except RecursionError:
-        raise DataError(f"{path}: the JSON nests too deeply to read. Flatten it.") from None
+        raise DataError(
+            f"{short_path(path)}: the JSON nests too deeply to read. Flatten it."
+        ) from None
     if isinstance(loaded, dict):
         lists = [v for v in loaded.values() if isinstance(v, list)]
         if len(lists) != 1:
             raise DataError(
-                f"{path}: expected a list of objects (or one key holding such a list). Reshape the file."
+                f"{short_path(path)}: expected a list of objects (or one key holding such a list). Reshape the file."
             )
         loaded = lists[0]
     if not isinstance(loaded, list) or not all(isinstance(r, dict) for r in loaded):
-        raise DataError(f"{path}: expected a list of objects, one per row. Reshape the file.")
+        raise DataError(
+            f"{short_path(path)}: expected a list of objects, one per row. Reshape the file."
+        )
     return pd.DataFrame.from_records(loaded)
 
 
@@ -334,7 +358,7 @@ def pick_column(
     if wanted is not None:
         if wanted not in columns:
             raise DataError(
-                f"{path}: column {short_repr(wanted, 40)} not found; columns are [{short_list(columns, quote=True)}]. "
+                f"{short_path(path)}: column {short_repr(wanted, 40)} not found; columns are [{short_list(columns, quote=True)}]. "
                 f"{advice.pick(role)}."
             )
         chosen = wanted
@@ -363,7 +387,7 @@ def _auto_column(
         if guess is not None:
             return guess
     raise DataError(
-        f"{path}: cannot tell which column holds the {role}; columns are [{short_list(columns, quote=True)}]. "
+        f"{short_path(path)}: cannot tell which column holds the {role}; columns are [{short_list(columns, quote=True)}]. "
         f"{advice.pick(role)}."
     )
 
@@ -389,13 +413,17 @@ def check_text_values(series: pd.Series, column: str, path: Path, advice: Advice
         return
     first = int(bad.nonzero()[0][0])
     kind = kinds.iloc[first]
+    value = series.iloc[first]
     if kind == "raw bytes":
         fix = "Store it as a UTF-8 string column"
+    elif kind == "lists":
+        value = list(value)
+        fix = "Join each list into one string first (e.g. df[col] = df[col].str.join(' '))"
     else:
-        fix = "Join each into one string first (e.g. df[col] = df[col].str.join(' '))"
+        fix = "Keep the field that holds the text (e.g. df[col] = df[col].str['field'])"
     raise DataError(
-        f"{path}: column {short_repr(column, 40)} holds {kind}, not text (data row {first + 1}: "
-        f"{short_repr(series.iloc[first], 50)}). {fix}, or {advice.pick('text', 'a text column').lower()}."
+        f"{short_path(path)}: column {short_repr(column, 40)} holds {kind}, not text (data row {first + 1}: "
+        f"{short_repr(value, 50)}). {fix}, or {advice.pick('text', 'a text column').lower()}."
     )
 
 

@@ -25,10 +25,24 @@ def carve(
         )
     except ValueError as exc:
         raise DataError(
-            f"cannot carve a stratified {name} split ({share:.0%} of {len(frame)} rows): {exc}. "
+            f"cannot carve a stratified {name} split ({share:.0%} of {len(frame)} rows): "
+            f"{_why_not_stratified(frame, share, exc)}. "
             f"Add rows to the rare classes, give data.{name}_file, or change data.split.{name}."
         ) from None
     return rest.sort_index(), carved.sort_index()
+
+
+def _why_not_stratified(frame: pd.DataFrame, share: float, exc: Exception) -> str:
+    """sklearn's reason in a few words (its own message can list every class)."""
+    counts = frame["label"].value_counts()
+    single = int((counts < 2).sum())
+    if single:
+        return f"{single} of {len(counts)} classes have a single row"
+    carved = int(np.ceil(share * len(frame)))
+    if carved < len(counts) or len(frame) - carved < len(counts):
+        return f"{carved} rows cannot hold one row of each of the {len(counts)} classes"
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 100 else text[:99] + "…"
 
 
 def _carve_groups(

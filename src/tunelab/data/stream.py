@@ -33,10 +33,11 @@ from tunelab.data.load import (
     parser_message,
     pick_column,
     read_table,
+    tsv_quoting,
 )
 from tunelab.errors import DataError, OutputError, TunelabError
 from tunelab.files import check_output_file, output_error
-from tunelab.suggest import short_list, short_repr
+from tunelab.suggest import short_list, short_path, short_repr
 
 OUTPUT_FORMATS = {".csv": "csv", ".jsonl": "jsonl"}
 
@@ -55,7 +56,7 @@ def count_rows(path: Path) -> int | None:
             return int(pq.ParquetFile(path).metadata.num_rows)
         except (OSError, ValueError) as exc:
             raise DataError(
-                f"{path}: cannot be read as parquet: {parser_message(exc)}. Check the file."
+                f"{short_path(path)}: cannot be read as parquet: {parser_message(exc)}. Check the file."
             ) from None
     if fmt == "json":
         return None
@@ -90,18 +91,22 @@ def iter_text_chunks(
         else:
             if column not in chunk.columns:
                 raise DataError(
-                    f"{path}: rows after data row {seen} have no '{column}' column. "
+                    f"{short_path(path)}: rows after data row {seen} have no '{column}' column. "
                     "Give every row the same fields."
                 )
             check_text_values(chunk[column], column, path, advice)
         empty = chunk[column].isna() | (chunk[column].astype(str).str.strip() == "")
         if empty.any():
             first = seen + int(empty.to_numpy().nonzero()[0][0]) + 1
-            raise DataError(f"{path}: data row {first} has an empty '{column}'. Remove or fill it.")
+            raise DataError(
+                f"{short_path(path)}: data row {first} has an empty '{column}'. Remove or fill it."
+            )
         seen += len(chunk)
         yield chunk, column
     if seen == 0:
-        raise DataError(f"{path}: no data rows. Give a file with rows below the header.")
+        raise DataError(
+            f"{short_path(path)}: no data rows. Give a file with rows below the header."
+        )
 
 
 def _csv_header(path: Path, sep: str, text_column: str | None, advice: Advice) -> bool:
@@ -113,13 +118,13 @@ def _csv_header(path: Path, sep: str, text_column: str | None, advice: Advice) -
             return False  # the user says: no header, columns by position
         fields = [f.strip().strip('"') for f in first_line(path).split(sep)]
         raise DataError(
-            f"{path}: column {short_repr(text_column, 40)} not found; the first line has "
+            f"{short_path(path)}: column {short_repr(text_column, 40)} not found; the first line has "
             f"{short_list(fields, 80, quote=True)}. {advice.pick('text', 'one of those')}, "
             "or col0, col1, … for a file with no header."
         )
     fields = [f.strip().strip('"') for f in first_line(path).split(sep)]
     raise DataError(
-        f"{path}: the first line ({short_list(fields, 80, quote=True)}) names no text column "
+        f"{short_path(path)}: the first line ({short_list(fields, 80, quote=True)}) names no text column "
         f"(text, sentence, review, …). If it is a header, {advice.pick('text', 'the text column').lower()}; "
         "if the file has no header, pass col0 (col1, … by position)."
     )
@@ -132,12 +137,13 @@ def _chunks(
         sep = "," if fmt == "csv" else "\t"
         header = _csv_header(path, sep, text_column, advice)
         try:
+            # TSV: quoted or raw as read_table would read it (judged on the file's head)
+            quoted = fmt == "csv" or tsv_quoting(path, header) == "csv"
             reader = pd.read_csv(
                 path,
                 sep=sep,
                 header=0 if header else None,
-                # TSV: raw text (a leading quote is text), as most TSV files are written
-                quoting=csv.QUOTE_MINIMAL if fmt == "csv" else csv.QUOTE_NONE,
+                quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE,
                 chunksize=rows,
                 **TEXT_CSV_OPTIONS,
             )
@@ -147,13 +153,13 @@ def _chunks(
                 yield chunk
         except (pd.errors.ParserError, csv.Error) as exc:
             raise DataError(
-                f"{path}: malformed {fmt.upper()}: {parser_message(exc)}. Fix that row."
+                f"{short_path(path)}: malformed {fmt.upper()}: {parser_message(exc)}. Fix that row."
             ) from None
         except pd.errors.EmptyDataError:
             return
         except (ValueError, UnicodeDecodeError) as exc:
             raise DataError(
-                f"{path}: cannot be read as {fmt}: {parser_message(exc)}. Check the file."
+                f"{short_path(path)}: cannot be read as {fmt}: {parser_message(exc)}. Check the file."
             ) from None
     elif fmt == "jsonl":
         yield from _jsonl_chunks(path, rows)
@@ -166,7 +172,7 @@ def _chunks(
                 yield batch.to_pandas()
         except (OSError, ValueError) as exc:
             raise DataError(
-                f"{path}: cannot be read as parquet: {parser_message(exc)}. Check the file."
+                f"{short_path(path)}: cannot be read as parquet: {parser_message(exc)}. Check the file."
             ) from None
     else:  # one JSON array: no partial reading possible
         yield read_table(path, fmt, advice=advice)
@@ -228,12 +234,13 @@ def check_predict_request(
 def check_prediction_output(target: str | Path, inputs: tuple[str | Path, ...] = ()) -> Path:
     """Refuse, before any work, an output the writer could not produce: its suffix, a directory,
     the input itself, or a place that cannot be written."""
-    target = Path(target)
+    target = check_output_file(target, "--output", inputs)
     if OUTPUT_FORMATS.get(target.suffix.lower()) is None:
+        got = short_repr(target.suffix, 20) if target.suffix else "no extension"
         raise OutputError(
-            f"--output {target}: write predictions as .csv or .jsonl; got {short_repr(target.suffix or 'no extension', 20)}."
+            f"--output {short_path(target)}: write predictions as .csv or .jsonl; got {got}."
         )
-    return check_output_file(target, "--output", inputs)
+    return target
 
 
 @contextmanager
