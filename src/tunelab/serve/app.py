@@ -80,7 +80,7 @@ def create_app(
     app.state.tunelab = ServerState(served, batcher, metrics, limits)
     install_error_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes, timeout=limits.body_timeout)
-    app.add_middleware(ShedNewConnections, depth=batcher.depth, threshold=limits.shed_new_at)
+    app.add_middleware(ShedNewConnections, threshold=limits.shed_new_at)
     app.add_middleware(MetricsMiddleware, metrics=metrics)  # added last: outermost, sees all
     app.get("/health")(health)
     guarded = [Depends(api_key_guard(api_key))]

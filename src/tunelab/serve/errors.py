@@ -84,7 +84,8 @@ def readable(errors: list[Any]) -> str:
     for error in errors[:3]:
         where = ".".join(str(part) for part in error.get("loc", ()) if part != "body") or "body"
         message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}")
+        whole = where == "body" and error.get("type") == "value_error"  # it says where itself
+        parts.append(message if whole else f"{where}: {message}")
     more = f" (and {len(errors) - 3} more)" if len(errors) > 3 else ""
     return "; ".join(parts) + more
 

@@ -10,8 +10,9 @@
   headers) `header_timeout` seconds after it opened or after its previous response is answered
   408 and closed. This is what ends slowloris clients (headers sent a byte at a time, never
   finished) and clients that connect and send nothing.
-- `ShedNewConnections`: when the queue is nearly full, requests on new connections get 503
-  first, so a flood of new connections does not starve clients that keep theirs.
+- `ShedNewConnections`: with three quarters of the queue's size in requests in progress,
+  requests on new connections get 503 first, so a flood of new connections does not starve
+  clients that keep theirs.
 - `uvicorn_options` are the rest, uvicorn's own: `timeout_keep_alive` closes idle keep-alive
   connections, `limit_concurrency` answers 503 to requests beyond that many open connections or
   running requests, `h11_max_incomplete_event_size` caps a request head's bytes (400 past it).
@@ -55,7 +56,7 @@ class BodyLimit:
             return
         length = dict(scope["headers"]).get(b"content-length", b"0")
         if length.isdigit() and int(length) > self.max_bytes:
-            await self._refuse(413, f"the request body has {int(length)} bytes", scope, send)
+            await self._too_large(f"the request body has {int(length)} bytes", scope, send)
             return
         chunks, size = [], 0
         loop = asyncio.get_running_loop()
@@ -75,7 +76,8 @@ class BodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_bytes:  # counted as it arrives: chunked bodies too
-                await self._refuse(413, f"the request body passed {size} bytes", scope, send)
+                what = f"the request body has more than {self.max_bytes} bytes (refused at {size})"
+                await self._too_large(what, scope, send)
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -93,9 +95,9 @@ class BodyLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, status: int, what: str, scope: Scope, send: Send) -> None:
+    async def _too_large(self, what: str, scope: Scope, send: Send) -> None:
         message = f"{what}; at most {self.max_bytes} are taken. Send less per request."
-        await _answer(status, message, scope, send)
+        await _answer(413, message, scope, send)
 
 
 async def _answer(status: int, message: str, scope: Scope, send: Send) -> None:
@@ -178,33 +180,41 @@ CONNECTION = "tunelab.connection"  # scope extension: {"answered": responses sen
 
 
 class ShedNewConnections:
-    """Under overload, requests on new connections are refused first (503) and clients that
-    already hold a connection keep their place: past `threshold` waiting requests, a model
-    request that is the first on its connection is answered 503 and the connection closed,
-    so only requests on connections that were answered before take the queue's last slots.
-    A flood of new connections is shed before the queue is full; clients that reuse their
-    connection (what HTTP clients do) are not starved by it. Without `CONNECTION` in the scope
-    (no guarded uvicorn, e.g. a test client) every request counts as on a known connection.
+    """Under overload, requests on new connections are refused first (503, and the connection
+    closed) and clients that already hold a connection keep their place.
+
+    It counts the model requests (POST) in progress, from the moment they arrive (body read,
+    encoding, queued, in the model, streaming); with `threshold` or more in progress, a request
+    that is the first on its connection is refused. A burst of new connections is cut at the
+    threshold as it arrives, before any of it reaches the queue, so the queue's last places
+    stay for clients that reuse their connection (what HTTP clients do). Without `CONNECTION`
+    in the scope (no guarded uvicorn, e.g. a test client) every request counts as on a known
+    connection.
     """
 
-    def __init__(self, app: ASGIApp, depth: Any, threshold: int) -> None:
-        self.app, self.depth, self.threshold = app, depth, threshold
+    def __init__(self, app: ASGIApp, threshold: int) -> None:
+        self.app, self.threshold = app, threshold
+        self.in_progress = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            connection = scope.get("extensions", {}).get(CONNECTION)
-            waiting = self.depth()
-            if connection is not None and connection["answered"] == 0 and waiting >= self.threshold:
-                message = (
-                    f"the server is busy ({waiting} requests are waiting; past {self.threshold}, "
-                    "requests on new connections are refused); retry shortly."
-                )
-                response = error_response(
-                    503, message, headers={"Retry-After": "1", "Connection": "close"}
-                )
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
+        if scope["type"] != "http" or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        connection = scope.get("extensions", {}).get(CONNECTION)
+        new = connection is not None and connection["answered"] == 0
+        if new and self.in_progress >= self.threshold:
+            message = (
+                f"the server is busy ({self.in_progress} requests in progress; from "
+                f"{self.threshold} on, requests on new connections are refused); retry shortly."
+            )
+            headers = {"Retry-After": "1", "Connection": "close"}
+            await error_response(503, message, headers=headers)(scope, receive, send)
+            return
+        self.in_progress += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_progress -= 1
 
 
 def uvicorn_options(

@@ -56,8 +56,8 @@ class Limits:
 
     @property
     def shed_new_at(self) -> int:
-        """Waiting requests past which requests on new connections get 503: the last quarter
-        of the queue is kept for clients that already hold a connection."""
+        """Requests in progress from which requests on new connections get 503: the last
+        quarter of the queue is kept for clients that already hold a connection."""
         return self.queue_size - self.queue_size // 4
 
     def to_dict(self) -> dict[str, Any]:
