@@ -546,7 +546,7 @@ def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
     changed = sorted(
         k
         for k in before.keys() | now_.keys()
-        if k != "train.resume" and before.get(k) != now_.get(k)
+        if k not in ("train.resume", "output.overwrite") and before.get(k) != now_.get(k)
     )
     if changed:
         shown = ", ".join(f"{k}: {before.get(k)!r} → {now_.get(k)!r}" for k in changed[:5])

@@ -181,6 +181,29 @@ def test_resume_skips_incomplete_checkpoints_and_matches_the_uninterrupted_run(
     assert resumed_card["status"] == "completed" and resumed_card["resumed_after"] == "failed"
 
 
+@pytest.mark.parametrize("order", ["sorted", "shuffled"])
+def test_a_run_resumed_in_its_second_epoch_sees_the_same_batches(
+    tiny_config, monkeypatch: pytest.MonkeyPatch, order: str
+) -> None:
+    """12 steps an epoch: killed at 18, resumed from checkpoint-16, mid-way through epoch 2.
+
+    Before the sampler was seeded per epoch, the resumed epoch was drawn in another order and the
+    loss curve parted from step 17 on (transformers' LengthGroupedSampler used the global RNG).
+    """
+    straight = tunelab.train(configured(tiny_config, f"straight-{order}", bucket_order=order))
+    crash_at(monkeypatch, 18, Crash("kill -9"))
+    with pytest.raises(Crash):
+        tunelab.train(configured(tiny_config, f"epoch2-{order}", bucket_order=order))
+    monkeypatch.undo()
+    resumed = tunelab.train(
+        configured(tiny_config, f"epoch2-{order}", bucket_order=order, resume=True)
+    )
+    assert_close(
+        straight.metrics["training"]["loss_curve"], resumed.metrics["training"]["loss_curve"]
+    )
+    assert_close(straight.metrics["test"], resumed.metrics["test"])
+
+
 def test_resume_of_a_finished_run_is_refused(tiny_config) -> None:
     done = tunelab.train(configured(tiny_config, "done"))
     before = (done.run_dir / "metrics.json").read_text()

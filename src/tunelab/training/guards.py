@@ -35,15 +35,15 @@ def refuse_non_finite(model: torch.nn.Module, what: str) -> None:
     bad = non_finite_parameters(model)
     if bad:
         raise TrainingError(
-            f"{what} has NaN/inf weights ({', '.join(bad)}): training diverged. "
-            "Train again with a lower train.lr (e.g. a tenth) or a train.max_grad_norm such as 1.0."
+            f"{what} has NaN/inf weights ({', '.join(bad)}): its training diverged, so it is not used. "
+            "Train again with a lower train.lr (e.g. a tenth)."
         )
 
 
-def _diverged(step: int, what: str, value: str) -> TrainingError:
+def _diverged(step: int, what: str, value: str, lr: float) -> TrainingError:
     return TrainingError(
         f"training diverged at step {step}: the {what} is {value}. Nothing of this step was saved; "
-        "train again with a lower train.lr (e.g. a tenth) or train.max_grad_norm=1.0."
+        f"train again with a lower train.lr (it was {lr:g}; try {lr / 10:g})."
     )
 
 
@@ -59,13 +59,15 @@ class FiniteGuard(TrainerCallback):
             return
         grads = [p.grad for p in model.parameters() if p.grad is not None]
         if grads and not bool(torch.stack([g.isfinite().all() for g in grads]).all()):
-            raise _diverged(state.global_step + 1, "gradient", "NaN/inf")
+            raise _diverged(state.global_step + 1, "gradient", "NaN/inf", args.learning_rate)
 
     def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
         for key in ("loss", "grad_norm", "eval_loss"):
             value = (logs or {}).get(key)
             if isinstance(value, float) and not math.isfinite(value):
-                raise _diverged(state.global_step, key.replace("_", " "), str(value))
+                raise _diverged(
+                    state.global_step, key.replace("_", " "), str(value), args.learning_rate
+                )
 
 
 class FiniteLoss:
@@ -74,5 +76,10 @@ class FiniteLoss:
     def training_step(self, *args: Any, **kwargs: Any) -> torch.Tensor:
         loss = super().training_step(*args, **kwargs)  # type: ignore[misc]
         if not bool(torch.isfinite(loss.detach()).all()):
-            raise _diverged(self.state.global_step + 1, "loss", str(loss.item()))  # type: ignore[attr-defined]
+            raise _diverged(
+                self.state.global_step + 1,  # type: ignore[attr-defined]
+                "loss",
+                str(loss.item()),
+                self.args.learning_rate,  # type: ignore[attr-defined]
+            )
         return loss

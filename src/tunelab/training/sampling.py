@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 
 import torch
 from torch.utils.data import Sampler
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 
 class ShuffledLengthBuckets(Sampler[int]):
@@ -52,3 +53,24 @@ class ShuffledLengthBuckets(Sampler[int]):
             yield from full[position]
         for batch in partial:
             yield from batch
+
+
+class SeededLengthGroupedSampler(LengthGroupedSampler):
+    """transformers' LengthGroupedSampler, its order drawn from a generator seeded with seed + epoch.
+
+    The stock sampler draws from the global RNG, whose state when an epoch starts depends on
+    everything the process did before (dropout, evaluation), so a run resumed mid-way through its
+    second epoch saw other batches than the run it continues. Same grouping, reproducible order.
+    """
+
+    def __init__(self, batch_size: int, lengths: Sequence[int], seed: int) -> None:
+        super().__init__(batch_size, lengths=list(lengths))
+        self.seed = seed
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        self.generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return super().__iter__()

@@ -19,6 +19,7 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.integrations import TensorBoardCallback
+from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tunelab.config import RunConfig
 from tunelab.methods.gradual import GradualUnfreezing
@@ -28,7 +29,7 @@ from tunelab.tasks.base import Task
 from tunelab.training.callbacks import ConciseProgress
 from tunelab.training.guards import FiniteGuard, FiniteLoss
 from tunelab.training.optimizer import build_optimizer
-from tunelab.training.sampling import ShuffledLengthBuckets
+from tunelab.training.sampling import SeededLengthGroupedSampler, ShuffledLengthBuckets
 
 
 def training_arguments(
@@ -97,25 +98,57 @@ def training_arguments(
 
 
 class BucketedSampling:
-    """Trainer mixin: length-bucketed batches in random order (train.bucket_order=shuffled)."""
+    """Trainer mixin: training orders that a resumed run replays exactly, epoch after epoch.
+
+    - train.bucket_order=shuffled: length buckets in random order (ShuffledLengthBuckets).
+    - sorted (the default): transformers' LengthGroupedSampler, but drawn from a generator seeded
+      with seed + epoch (SeededLengthGroupedSampler) instead of the global RNG, whose state at an
+      epoch's start differs between a run and its resumed copy.
+    Either sampler is told its epoch at every epoch start (_SamplerEpoch).
+    """
 
     bucketed: bool = False
+    _sampler_epoch: _SamplerEpoch | None = None
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         dataset = train_dataset if train_dataset is not None else self.train_dataset  # type: ignore[attr-defined]
         args = self.args  # type: ignore[attr-defined]
         columns = getattr(dataset, "column_names", ())
-        if not self.bucketed or "input_ids" not in columns:
-            return super()._get_train_sampler(train_dataset)  # type: ignore[misc]
-        # The Trainer drops columns the model does not take (the length column among them).
-        lengths = (
-            dataset["length"] if "length" in columns else [len(i) for i in dataset["input_ids"]]
-        )
-        return ShuffledLengthBuckets(
-            list(lengths),
-            args.train_batch_size * args.gradient_accumulation_steps,
-            seed=args.data_seed if args.data_seed is not None else args.seed,
-        )
+        seed = args.data_seed if args.data_seed is not None else args.seed
+        sampler: Any
+        if self.bucketed and "input_ids" in columns:
+            # The Trainer drops columns the model does not take (the length column among them).
+            lengths = (
+                dataset["length"] if "length" in columns else [len(i) for i in dataset["input_ids"]]
+            )
+            sampler = ShuffledLengthBuckets(
+                list(lengths), args.train_batch_size * args.gradient_accumulation_steps, seed=seed
+            )
+        else:
+            sampler = super()._get_train_sampler(train_dataset)  # type: ignore[misc]
+            if type(sampler) is LengthGroupedSampler:
+                sampler = SeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+        if isinstance(sampler, ShuffledLengthBuckets | SeededLengthGroupedSampler):
+            if self._sampler_epoch is None:
+                self._sampler_epoch = _SamplerEpoch(sampler)
+                self.add_callback(self._sampler_epoch)  # type: ignore[attr-defined]
+            self._sampler_epoch.sampler = sampler
+        return sampler
+
+
+class _SamplerEpoch(TrainerCallback):
+    """Tell the sampler its epoch at every epoch start, resumed epochs included.
+
+    transformers 5.24 calls `set_epoch` on the loader it made with `skip_first_batches` when a run
+    resumes mid-epoch, and that loader does not pass it on to the sampler: the resumed epoch was
+    drawn in epoch 0's order, so a run resumed after its first epoch trained on other batches.
+    """
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+
+    def on_epoch_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.sampler.set_epoch(int((state.epoch or 0) + 1e-6))
 
 
 class CompleteCheckpoints:
