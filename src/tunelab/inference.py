@@ -57,7 +57,9 @@ class Predictor:
         model_dir = run_dir / "model"
         if not any((model_dir / name).is_file() for name in ("config.json", "adapter_config.json")):
             card = read_json(run_dir / "run_card.json")
-            status = f" (run status: {card.get('status')})" if card else ""
+            from tunelab.rundir import stale_status
+
+            status = f" (run status: {stale_status(card) or card.get('status')})" if card else ""
             raise RunDirError(
                 f"{run_dir} has no trained model in model/{status}. Pass the directory of a finished `tunelab train` run."
             )

@@ -10,6 +10,7 @@ from jinja2 import Environment
 from tunelab.errors import RunDirError
 from tunelab.io import atomic_write_text, read_json
 from tunelab.report import plots
+from tunelab.rundir import stale_status
 
 TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tunelab compare</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem}
@@ -49,7 +50,7 @@ def compare_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
                 "task": card.get("task"),
                 "method": card.get("method"),
                 "model": (card.get("model") or {}).get("source"),
-                "status": card.get("status"),
+                "status": stale_status(card) or card.get("status"),
                 "test accuracy": test.get("accuracy", ""),
                 "test macro-F1": test.get("macro_f1", ""),
                 "test perplexity": test.get("perplexity_after", ""),
