@@ -41,6 +41,7 @@ from tunelab.rundir import (
     disk_full_message,
     is_disk_full,
     refuse_finished,
+    remove_incomplete,
     resume_checkpoint,
     stale_status,
 )
@@ -182,13 +183,14 @@ def run_status(session: TrainingSession) -> Iterator[None]:
     except TunelabError as exc:
         mark("failed", str(exc))
         raise
-    except OSError as exc:
-        if not is_disk_full(exc):
-            mark("failed", f"{type(exc).__name__}: {exc}")
-            raise
+    except Exception as exc:
         complete = complete_checkpoints(run_dir)
         needed = directory_bytes(complete[-1]) if complete else None
-        message = disk_full_message(exc.filename or run_dir, needed)
+        if not is_disk_full(exc, run_dir, needed):
+            mark("failed", f"{type(exc).__name__}: {exc}")
+            raise
+        remove_incomplete(run_dir)  # its own half-written checkpoint: room for the card at least
+        message = disk_full_message(getattr(exc, "filename", None) or run_dir, needed)
         kept = (
             f"the last complete checkpoint, {complete[-1].name}, is intact: free space and run again with --resume"
             if complete

@@ -249,11 +249,20 @@ def resume_checkpoint(run_dir: Path) -> Path:
         raise ConfigError(
             f"train.resume: no complete checkpoint in {run_dir}. Start the run again without train.resume."
         )
+    for name in remove_incomplete(run_dir):
+        say(f"skipping {name}: incomplete (interrupted while it was written); removed")
+    return complete[-1]
+
+
+def remove_incomplete(run_dir: Path) -> list[str]:
+    """Remove the checkpoints tunelab began and never completed; returns their names."""
+    complete = complete_checkpoints(run_dir)
+    removed = []
     for partial in _checkpoints(run_dir):
         if partial not in complete:
-            say(f"skipping {partial.name}: incomplete (interrupted while it was written); removed")
             shutil.rmtree(partial, ignore_errors=True)
-    return complete[-1]
+            removed.append(partial.name)
+    return removed
 
 
 def refuse_finished(run_dir: Path) -> None:
@@ -282,8 +291,25 @@ def disk_full_message(path: Path | str, needed: int | None) -> str:
     return f"the disk is full while writing {path} ({need}{have})"
 
 
-def is_disk_full(exc: BaseException) -> bool:
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+WRITE_FAILURES = ("no space left on device", "os error 28", "file write failed", "disk quota")
+
+
+def is_disk_full(exc: BaseException, path: Path, needed: int | None) -> bool:
+    """An out-of-space failure, whoever raised it.
+
+    Python raises OSError(ENOSPC); safetensors raises its own SafetensorError ("No space left on
+    device (os error 28)") and torch.save a RuntimeError ("file write failed"), so a write error
+    counts too when the disk it was writing to has less room left than a checkpoint needs.
+    """
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    if not any(text in str(exc).lower() for text in WRITE_FAILURES):
+        return False
+    try:
+        free = shutil.disk_usage(path).free
+    except OSError:
+        return False
+    return free < max(needed or 0, 1 << 20)
 
 
 def update_card(run_dir: Path, **fields: Any) -> None:
