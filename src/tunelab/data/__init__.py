@@ -21,6 +21,7 @@ from tunelab.data.leakage import check_leakage
 from tunelab.data.load import (
     CONFIG,
     FORMATS_BY_SUFFIX,
+    GENERATE,
     LABEL_COLUMN_NAMES,
     TEXT_COLUMN_NAMES,
     Advice,
@@ -31,7 +32,7 @@ from tunelab.data.load import (
 )
 from tunelab.data.split import carve, label_counts, stratified_sample
 from tunelab.errors import DataError
-from tunelab.suggest import short_path
+from tunelab.suggest import short_list, short_path, short_repr
 
 SPLITS = ("train", "validation", "test")
 
@@ -164,6 +165,8 @@ def _load_labelled(
         exclude=text_column,
         advice=advice,
     )
+    if cfg.header == "auto" and warnings is not None:
+        _refuse_header_as_data(frame, label_column, Path(path))
     checked = _checked(frame, text_column, label_column, str(path), cfg.clean.empty_text, advice)
     if warnings is not None:
         present = frame.loc[checked.index, label_column]
@@ -177,6 +180,23 @@ def _load_labelled(
         group = pick_column(frame, cfg.group_column, (), "group", Path(path))
         checked["group"] = frame.loc[checked.index, group].astype(str)
     return checked, text_column, label_column, len(frame) - len(checked)
+
+
+def _refuse_header_as_data(frame: pd.DataFrame, label_column: str, path: Path) -> None:
+    """A CSV/TSV read without a header whose first row's label occurs nowhere else: that row
+    is almost surely a header nobody recognised, and training on it adds a class of one row."""
+    if list(frame.columns) != [f"col{i}" for i in range(frame.shape[1])] or len(frame) < 10:
+        return
+    labels = frame[label_column].map(label_name)
+    counts = labels.value_counts()
+    first = labels.iloc[0]
+    if counts[first] == 1 and counts.drop(first).min() >= 2:
+        fields = list(frame.iloc[0].astype(str))
+        raise DataError(
+            f"{short_path(path)}: the first line ({short_list(fields, 60, quote=True)}) looks like a header: "
+            f"its label {short_repr(first, 30)} occurs nowhere else. Set data.header=true and "
+            "data.text_column/label_column to its names, or data.header=false if it is data."
+        )
 
 
 def _checked(
@@ -254,10 +274,24 @@ def read_texts(
     fmt: str = "auto",
     header: bool | str = "auto",
     candidates: tuple[str, ...] = TEXT_COLUMN_NAMES,
+    advice: Advice = GENERATE,
 ) -> tuple[pd.DataFrame, str]:
-    """A file of inputs for prediction or generation: the frame and the name of its text column."""
-    frame = read_table(path, fmt, header, "auto", (text_column,))
-    column = pick_column(frame, text_column, candidates, "text", Path(path))
+    """A file of inputs for prediction or generation: the frame and the name of its text column.
+
+    A CSV/TSV read without a header (its first line names no known column) is refused unless
+    the column is named: the first line may be a header nobody recognised, and its row must not
+    be answered as an input. `tunelab generate` is the caller, so the advice names --column.
+    """
+    frame = read_table(path, fmt, header, "auto", (text_column,), advice)
+    headerless = list(frame.columns) == [f"col{i}" for i in range(frame.shape[1])]
+    if headerless and text_column is None:
+        fields = list(frame.iloc[0].astype(str))
+        raise DataError(
+            f"{short_path(path)}: the first line ({short_list(fields, 80, quote=True)}) names no known "
+            f"column. If it is a header, {advice.pick('text', 'the input column').lower()}; if the file "
+            "has no header, pass col0 (col1, … by position)."
+        )
+    column = pick_column(frame, text_column, candidates, "text", Path(path), advice=advice)
     empty = frame[column].isna() | (frame[column].astype(str).str.strip() == "")
     if empty.any():
         first = int(empty.to_numpy().nonzero()[0][0]) + 1

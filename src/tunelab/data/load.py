@@ -101,6 +101,12 @@ PREDICT = Advice(
     empty_text="Remove or fill those rows.",
     flags=True,
 )
+GENERATE = Advice(
+    text_column="--column",
+    format="give it one of those extensions",
+    empty_text="Remove or fill those rows.",
+    flags=True,
+)
 EVALUATE = Advice(
     text_column="--text-column",
     label_column="--label-column",
