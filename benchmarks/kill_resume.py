@@ -29,28 +29,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import TOY_VOCAB, toy_sentiment  # noqa: E402  (the test suite's toy data and vocabulary)
+from conftest import build_tiny_bert, toy_sentiment  # noqa: E402  (the test suite's toy data and vocabulary)
 
 TUNELAB = [sys.executable, "-c", "from tunelab.cli import main; main()"]
 
 
 def build(work: Path, quick: bool) -> Path:
     """A small BERT built from a config, learnable toy data, and the run config."""
-    from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, set_seed
-
-    set_seed(0)
-    model_dir = work / "model"
-    BertForSequenceClassification(
-        BertConfig(
-            vocab_size=len(TOY_VOCAB),
-            hidden_size=32,
-            num_hidden_layers=2,
-            num_attention_heads=2,
-            intermediate_size=64,
-            max_position_embeddings=64,
-        )
-    ).save_pretrained(model_dir)
-    BertTokenizer(vocab=TOY_VOCAB).save_pretrained(model_dir)
+    model_dir = build_tiny_bert(work / "model", hidden_size=32)
     toy_sentiment(320 if quick else 640).to_csv(work / "toy.csv", index=False)
     config = {
         "data": {"train_file": str(work / "toy.csv"), "max_length": 16},

@@ -20,25 +20,28 @@ SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 TOY_VOCAB = {word: i for i, word in enumerate(SPECIAL + POSITIVE + NEGATIVE + FILLER)}
 
 
-@pytest.fixture(scope="session")
-def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A 2-layer, 16-wide BERT with a 29-word vocabulary, saved as safetensors + tokenizer."""
+def build_tiny_bert(directory: Path, hidden_size: int = 16) -> Path:
+    """A 2-layer BERT with a 29-word vocabulary, saved as safetensors + tokenizer in `directory`."""
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer, set_seed
 
     set_seed(0)
-    directory = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = BertTokenizer(vocab=TOY_VOCAB)
     config = BertConfig(
         vocab_size=len(TOY_VOCAB),
-        hidden_size=16,
+        hidden_size=hidden_size,
         num_hidden_layers=2,
         num_attention_heads=2,
-        intermediate_size=32,
+        intermediate_size=2 * hidden_size,
         max_position_embeddings=64,
     )
     BertForSequenceClassification(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
+    BertTokenizer(vocab=TOY_VOCAB).save_pretrained(directory)
     return directory
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer, 16-wide BERT with a 29-word vocabulary, saved as safetensors + tokenizer."""
+    return build_tiny_bert(tmp_path_factory.mktemp("tiny-bert"))
 
 
 def build_tiny_llama(directory: Path, pad_token_id: int | None = 0) -> Path:
