@@ -424,12 +424,12 @@ def check_text_values(series: pd.Series, column: str, path: Path, advice: Advice
         fix = "Store it as a UTF-8 string column"
     elif kind == "lists":
         value = list(value)
-        fix = "Join each list into one string first (e.g. df[col] = df[col].str.join(' '))"
+        fix = "Join each list into one string (df[col].str.join(' '))"
     else:
-        fix = "Keep the field that holds the text (e.g. df[col] = df[col].str['field'])"
+        fix = "Keep the field that holds the text (df[col].str['field'])"
     raise DataError(
         f"{short_path(path)}: column {short_repr(column, 40)} holds {kind}, not text (data row {first + 1}: "
-        f"{short_repr(value, 50)}). {fix}, or {advice.pick('text', 'a text column').lower()}."
+        f"{short_repr(value, 40)}). {fix}, or {advice.pick('text', 'a text column').lower()}."
     )
 
 
