@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -175,7 +176,13 @@ def main() -> None:
                 hit = kill_during_checkpoint(process, run_dir, time.monotonic() + 600, skip)
                 delay = None
             else:
-                delay = kill_at_random(process, run_dir, rng, train_seconds)
+                span = train_seconds
+                delay = kill_at_random(process, run_dir, rng, span)
+                while process.returncode != -signal.SIGKILL and span > 0.5:
+                    span /= 2  # it finished first: a fresh run, killed within a shorter window
+                    shutil.rmtree(run_dir)  # the benchmark's own finished run
+                    process = train(config, name)
+                    delay = kill_at_random(process, run_dir, rng, span)
                 hit = process.returncode == -signal.SIGKILL
             killed = process.returncode == -signal.SIGKILL
             card = json.loads((run_dir / "run_card.json").read_text()) if run_dir.exists() else {}

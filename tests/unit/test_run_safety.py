@@ -204,6 +204,27 @@ def test_a_run_resumed_in_its_second_epoch_sees_the_same_batches(
     assert_close(straight.metrics["test"], resumed.metrics["test"])
 
 
+def test_a_kill_after_the_last_checkpoint_resumes_to_the_same_train_loss(
+    tiny_config, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found by benchmarks/kill_resume.py: nothing left to train, and the train loss was 0.0."""
+    straight = tunelab.train(configured(tiny_config, "to-the-end"))
+
+    def crash(self, args, state, control, **kwargs):
+        if state.global_step == 24:
+            raise Crash("kill -9 after the last checkpoint")
+
+    monkeypatch.setattr(ConciseProgress, "on_save", crash, raising=False)
+    with pytest.raises(Crash):
+        tunelab.train(configured(tiny_config, "last-step"))
+    monkeypatch.undo()
+    resumed = tunelab.train(configured(tiny_config, "last-step", resume=True))
+    assert resumed.metrics["training"]["train_loss"] == pytest.approx(
+        straight.metrics["training"]["train_loss"], rel=1e-6
+    )
+    assert_close(straight.metrics["test"], resumed.metrics["test"])
+
+
 def test_resume_of_a_finished_run_is_refused(tiny_config) -> None:
     done = tunelab.train(configured(tiny_config, "done"))
     before = (done.run_dir / "metrics.json").read_text()

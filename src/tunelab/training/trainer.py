@@ -220,13 +220,11 @@ def resume_training(trainer: Trainer, checkpoint: Path | None) -> Any:
     finally:
         trainer.remove_callback(restore)
     steps = trainer.state.global_step
-    ran = steps - int(record.get("step", steps))
-    if (
-        "loss_sum" in record and steps
-    ):  # the Trainer divides the whole sum by this call's steps only
-        output = type(output)(
-            output.global_step, output.training_loss * ran / steps, output.metrics
-        )
+    total = getattr(trainer, "_total_loss_scalar", None)  # restored sum + this call's, see above
+    if "loss_sum" in record and steps and total is not None:
+        # the Trainer divides the whole sum by this call's steps only (0 after a kill that came
+        # between the last checkpoint and the end): the mean over every step, as uninterrupted
+        output = type(output)(output.global_step, total / steps, output.metrics)
     return output
 
 
