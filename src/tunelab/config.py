@@ -945,26 +945,35 @@ def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
             data[key] = _absolute(base / Path(value).expanduser())
 
 
+PROBLEM_CHARS = 170  # a problem line; with "error: config in <path ≤ 100>: " it stays under 300
+
+
 def _describe(err: Any) -> str:
-    """Turn one pydantic error into 'what is wrong; got X. What to do.'"""
+    """Turn one pydantic error into 'what is wrong; got X. What to do.' in at most PROBLEM_CHARS."""
     loc = ".".join(str(p) for p in err["loc"])
-    loc = short_text(loc, 60)
+    loc = short_text(loc, 50)
     if err["type"] == "extra_forbidden":
         parent, _, name = loc.rpartition(".")
         siblings = _field_names(parent)
         hint = _unknown_key_hint(parent, name, siblings)
-        limit = 60 if hint else 120
+        head = f"unknown key '{loc}'.{hint} Known keys{' in ' + parent if parent else ''}: "
+        limit = max(30, min(60 if hint else 120, PROBLEM_CHARS - len(head)))
         if len(", ".join(siblings)) > limit:  # too many to list: the most similar names first
             siblings = difflib.get_close_matches(name, siblings, n=len(siblings), cutoff=0)
-        known = short_list(siblings, limit)
-        return f"unknown key '{loc}'.{hint} Known keys{' in ' + parent if parent else ''}: {known}."
+        return f"{head}{short_list(siblings, limit)}."
     message = " ".join(str(err["msg"]).split())
     if message.startswith("Value error, "):
         message = message[len("Value error, ") :]
-    message = short_text(message, 120)
+    message = short_text(message, 80)
     default = _default_of(loc)
-    fix = f" Set {loc}, e.g. {default}." if default not in (None, "") else f" Set {loc}."
-    return f"{loc}: {message[0].lower() + message[1:]}; got {short_repr(err['input'])}.{fix}"
+    fix = (
+        f" Set {loc}, e.g. {short_text(default, 30)}."
+        if default not in (None, "")
+        else f" Set {loc}."
+    )
+    head = f"{loc}: {message[0].lower() + message[1:]}; got "
+    room = max(20, PROBLEM_CHARS - len(head) - len(fix) - 1)
+    return f"{head}{short_repr(err['input'], min(room, 80))}.{fix}"
 
 
 def _unknown_key_hint(parent: str, name: str, siblings: list[str]) -> str:

@@ -89,6 +89,8 @@ def check_readable_file(
 
 
 def _iconv(path: Path, encoding: str) -> str:
+    if len(path.name) > 30:  # the line stays short; the path is at its start already
+        return f"iconv -f {encoding} -t UTF-8 IN > OUT"
     target = path.with_name(f"{path.stem}.utf8{path.suffix}")
     return f"iconv -f {encoding} -t UTF-8 {shlex.quote(path.name)} > {shlex.quote(target.name)}"
 
@@ -225,7 +227,7 @@ def check_output_file(
     path = Path(path)
     if path.is_dir():
         raise OutputError(
-            f"{what} {short_path(path)} is a directory. Give a file name, e.g. {path / 'predictions.csv'}."
+            f"{what} {short_path(path)} is a directory. Give a file name in it, e.g. predictions.csv."
         )
     for source in inputs:
         if Path(source).exists() and path.exists() and os.path.samefile(source, path):

@@ -62,6 +62,7 @@ class Case:
     expect: str = "any"  # ok (valid, checked), error (must be refused) or any
     check: Callable[[Path, Outcome], str | None] | None = None
     output: str | None = None  # an output path that must not exist unless the call succeeded
+    folder: str = ""  # a long directory name for some cases: messages must stay short anyway
 
 
 # --- data files --------------------------------------------------------------------------------
@@ -541,7 +542,13 @@ def corpus(n: int, seed: int, model_dir: Path, data: Path) -> list[Case]:
         lambda: config_case(rng, model_dir, data),
         lambda: predict_case(rng),
     ]
-    return [makers[i % 3]() for i in range(n)]
+    cases = []
+    for i in range(n):
+        case = makers[i % 3]()
+        if rng.random() < 0.15:
+            case.folder = "long-directory-name-" * rng.choice([3, 6])
+        cases.append(case)
+    return cases
 
 
 def run_case(case: Case, directory: Path, run_dir: Path) -> tuple[str, str]:
@@ -596,7 +603,7 @@ def test_fuzzed_inputs_are_a_success_or_one_clean_line(
     by_kind: Counter[str] = Counter()
     failures: list[dict[str, str]] = []
     for i, case in enumerate(cases):
-        verdict, detail = run_case(case, tmp_path / f"case-{i}", fuzz_run)
+        verdict, detail = run_case(case, tmp_path / f"case-{i}" / case.folder, fuzz_run)
         tally[verdict] += 1
         by_kind[f"{case.command}:{case.kind}"] += 1
         if verdict not in ("ok", "error"):
