@@ -197,8 +197,12 @@ def predict(
             run_dir, texts=text, output_file=output, batch_size=batch_size, load_in=load_in
         )
         if output is None:
+            from tunelab.io import finite  # strict JSON: a NaN is null, never the invalid NaN
+
             for record in frame.to_dict(orient="records"):
-                print(json.dumps(record, ensure_ascii=False, default=float))
+                print(
+                    json.dumps(finite(record), ensure_ascii=False, default=float, allow_nan=False)
+                )
         else:
             console.print(f"wrote {len(frame)} predictions to {output}")
         return
@@ -309,8 +313,10 @@ def generate(
         for text in frame["generated"]:
             print(text)
     else:
+        from tunelab.io import finite
+
         for record in frame.to_dict(orient="records"):
-            print(json.dumps(record, ensure_ascii=False, default=str))
+            print(json.dumps(finite(record), ensure_ascii=False, default=str, allow_nan=False))
 
 
 @app.command()

@@ -27,8 +27,16 @@ from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
 from tunelab.data.inspect import build_report, write_report
 from tunelab.data.stream import check_predict_request, chunk_writer, iter_text_chunks
 from tunelab.errors import ConfigError, ModelError, OutputError, RunDirError, TunelabError
+from tunelab.files import check_writable_dir
 from tunelab.inference import Predictor
-from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, flatten, write_table
+from tunelab.io import (
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    finite,
+    flatten,
+    write_table,
+)
 from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
@@ -453,7 +461,9 @@ def predict_file(
     if output_file is None:
         for chunk, column in chunks:
             for record in label_frame(predictor, chunk, column).to_dict(orient="records"):
-                print(json.dumps(record, ensure_ascii=False, default=float))
+                print(
+                    json.dumps(finite(record), ensure_ascii=False, default=float, allow_nan=False)
+                )
             done += len(chunk)
             if progress:
                 progress(done)
@@ -563,6 +573,7 @@ def _claim_run_dir(cfg: RunConfig) -> RunPlace:
         raise ConfigError(
             "train.resume needs output.name: the interrupted run's name. Set output.name, or drop train.resume."
         )
+    check_writable_dir(cfg.output.dir, "output.dir")  # read-only, a file, no permission: one line
     place = claim(cfg.output.dir, name, cfg.output.overwrite, cfg.train.resume)
     if cfg.train.resume:
         refuse_finished(place.work)

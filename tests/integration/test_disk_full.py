@@ -65,3 +65,22 @@ def test_out_of_space_mid_checkpoint_is_one_line_and_resumes_after(
     assert [s for s, _ in ours["loss_curve"]] == [s for s, _ in theirs["loss_curve"]]
     assert [v for _, v in ours["loss_curve"]] == pytest.approx([v for _, v in theirs["loss_curve"]])
     assert ours["train_loss"] == pytest.approx(theirs["train_loss"])
+
+
+def test_a_read_only_output_dir_is_one_line(tiny_config, tmp_path: Path) -> None:
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=64k", "tmpfs", str(mount)])
+    if done.returncode != 0:
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        raw = tiny_config.to_dict()
+        raw["output"].update(dir=str(mount / "runs"), name="nowhere")
+        with pytest.raises(OutputError) as raised:
+            tunelab.train(build_config(raw))
+        message = str(raised.value)
+        assert "\n" not in message and "read-only" in message and "output.dir" in message
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)

@@ -321,3 +321,22 @@ def test_json_written_by_tunelab_is_strict(tmp_path: Path) -> None:
         "loss": None,
         "curve": [1.0, None],
     }
+
+
+def test_predict_prints_strict_json_even_for_overflowing_logits(tiny_config) -> None:
+    """Finite weights whose logits overflow give NaN probabilities: printed as null, not NaN."""
+    from inputs_cli import invoke
+
+    run = tunelab.train(configured(tiny_config, "overflow", epochs=1))
+    weights = run.run_dir / "model" / "model.safetensors"
+    tensors = load_file(weights)
+    name = next(k for k in tensors if k.endswith("classifier.weight"))
+    tensors[name] = tensors[name].sign() * 3e38  # finite, but every logit is +-inf
+    save_file(tensors, weights, metadata={"format": "pt"})
+    outcome = invoke("predict", run.run_dir, "--text", "the movie was superb")
+    assert outcome.exit_code == 0, outcome.stderr
+    record = json.loads(
+        outcome.stdout.strip(), parse_constant=lambda c: pytest.fail(f"invalid JSON constant {c}")
+    )
+    assert record["text"] == "the movie was superb"
+    assert record["probability"] is None or 0.0 <= record["probability"] <= 1.0

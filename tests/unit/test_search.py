@@ -106,13 +106,15 @@ def test_a_search_prunes_trials_that_fall_behind(tiny_config) -> None:
         tiny_config,
         strategy="grid",
         pruner="median",
-        space={"train.lr": {"type": "choice", "values": [5e-3, 4e-3, 1e-6, 2e-6]}},
+        # 2e-2 and 1.5e-2 learn the toy data within 3 epochs whatever the batch order (at 5e-3
+        # the tiny BERT learned in 3 epochs in 2 of 4 seeds with one order, 0 of 4 with another)
+        space={"train.lr": {"type": "choice", "values": [2e-2, 1.5e-2, 1e-6, 2e-6]}},
     )
     raw["train"].update(epochs=3)
     cfg = build_config(raw)
     summary = run_search(cfg)
     assert summary["states"]["PRUNED"] >= 1  # the two near-zero learning rates cannot keep up
-    assert summary["best_params"]["train.lr"] in (5e-3, 4e-3)
+    assert summary["best_params"]["train.lr"] in (2e-2, 1.5e-2)
 
 
 def test_a_killed_search_resumes_without_rerunning_finished_trials(
@@ -220,15 +222,15 @@ def test_the_ray_backend_runs_trials_on_a_local_ray_into_the_same_study(tiny_con
         backend="ray",
         pruner="median",
         prune_after_epochs=0.0,
-        space={"train.lr": {"type": "choice", "values": [5e-3, 4e-3, 1e-6]}},
+        space={"train.lr": {"type": "choice", "values": [2e-2, 1.5e-2, 1e-6]}},
     )
     raw["train"].update(epochs=3)
     cfg = build_config(raw)
     summary = run_search(cfg, workers=1)  # one at a time: the low lr meets two finished trials
     assert summary["trials"] == 3
     states = {t.params["train.lr"]: t.state.name for t in _load(cfg).trials}
-    assert set(states) == {5e-3, 4e-3, 1e-6}  # every grid point once, through Ray's searcher
-    assert states[5e-3] == states[4e-3] == "COMPLETE" and states[1e-6] == "PRUNED"
+    assert set(states) == {2e-2, 1.5e-2, 1e-6}  # every grid point once, through Ray's searcher
+    assert states[2e-2] == states[1.5e-2] == "COMPLETE" and states[1e-6] == "PRUNED"
     best = load_config(summary["best_config"])
     again = tunelab.train(best).metrics["training"]["best_validation_metric"]["macro_f1"]
     assert again == pytest.approx(summary["best_value"], abs=1e-9)  # Ray ran an ordinary run

@@ -24,7 +24,11 @@ def non_finite_parameters(model: torch.nn.Module, limit: int = 3) -> list[str]:
     bad = []
     with torch.no_grad():
         for name, tensor in model.state_dict().items():
-            if torch.is_floating_point(tensor) and not bool(torch.isfinite(tensor).all()):
+            if (
+                isinstance(tensor, torch.Tensor)
+                and torch.is_floating_point(tensor)
+                and not bool(torch.isfinite(tensor).all())
+            ):
                 bad.append(name)
                 if len(bad) >= limit:
                     break
