@@ -2,7 +2,7 @@
 
     python benchmarks/export_compare.py [--run runs/sst2-minilm] [--repeats 5]
 
-Each variant is written with `tunelab.deploy.export.export_run` (what `tunelab export` runs),
+Each variant is written with `tunelab.workflows.export.export_run` (what `tunelab export` runs),
 which measures the export and the run side by side in the same process: weight-file size, test
 accuracy on the run's own test split and texts/s over those texts (median of --repeats passes).
 The run is timed as `tunelab predict` runs it (bf16 autocast where the CPU has native bf16)
@@ -42,7 +42,7 @@ def main() -> None:
     import torch
 
     from tunelab.deploy import measure
-    from tunelab.deploy.export import export_run
+    from tunelab.workflows.export import export_run
 
     original = measure.measure_against_run
     results: dict[str, Any] = {

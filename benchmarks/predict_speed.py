@@ -39,9 +39,9 @@ def main() -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, pipeline
 
     from tunelab.data.labels import LabelMap
-    from tunelab.inference import Predictor
+    from tunelab.inference.predictor import Predictor
     from tunelab.models import resolve_model_dir
-    from tunelab.training.precision import resolve_precision
+    from tunelab.models.precision import resolve_precision
 
     with (ROOT / "data/sst2/train_sample.tsv").open(encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE))

@@ -63,7 +63,7 @@ def run_variant(name: str, steps: int) -> dict[str, Any]:
     from transformers import TrainerCallback
 
     from tunelab.config import load_config
-    from tunelab.pipeline import prepare_training
+    from tunelab.workflows.train import prepare_training
 
     overrides = [
         *VARIANTS[name],

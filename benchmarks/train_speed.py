@@ -263,7 +263,7 @@ def build_tunelab(
 ) -> tuple[Any, Any, bool]:
     """(c) tunelab's defaults (plus any ablation overrides), through prepare_training."""
     from tunelab.config import apply_override, build_config
-    from tunelab.pipeline import prepare_training
+    from tunelab.workflows.train import prepare_training
 
     raw: dict[str, Any] = {
         "data": {

@@ -280,7 +280,7 @@ titles. It is built offline on CPU.
   joined with a space, cut to its leading whole sentences within {args.max_words} words (the first
   sentence is always kept).
 - **AI texts**: SmolLM2-135M-Instruct (Hugging Face, **Apache-2.0**), from the offline package
-  `{MODEL_PACKAGE}` {version} (a Q4_1 GGUF, dequantized once by `tunelab.convert` to
+  `{MODEL_PACKAGE}` {version} (a Q4_1 GGUF, dequantized once by `tunelab.models.convert` to
   `{model_dir}`). Generation settings:
   - chat template with one user message
     `{PROMPT}` and `add_generation_prompt=True` (the template adds its default system message);

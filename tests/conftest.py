@@ -205,7 +205,7 @@ def toy_csv(tmp_path: Path) -> Path:
 @pytest.fixture
 def tiny_config(tmp_path: Path, tiny_bert_dir: Path, toy_csv: Path):
     """A RunConfig that trains the tiny BERT on the toy data in a few seconds."""
-    from tunelab.config import build_config
+    from tunelab.workflows.check import build_checked as build_config
 
     return build_config(
         {

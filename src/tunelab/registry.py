@@ -28,6 +28,10 @@ class Registry(Generic[T]):
 
         return add
 
+    def add(self, name: str, item: T) -> T:
+        """Register `item` under `name` (a duplicate name is refused)."""
+        return self.register(name)(item)
+
     def get(self, name: str) -> T:
         if name not in self._items:
             raise ConfigError(self.unknown_message(name))
@@ -45,3 +49,6 @@ class Registry(Generic[T]):
 
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
+
+    def items(self) -> list[tuple[str, T]]:
+        return sorted(self._items.items())

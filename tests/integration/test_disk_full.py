@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import OutputError
-from tunelab.rundir import complete_checkpoints
+from tunelab.runs.place import complete_checkpoints
+from tunelab.workflows.check import build_checked as build_config
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ pytest.importorskip(
 )
 
 import tunelab
-from tunelab.config import build_config
+from tunelab.workflows.check import build_checked as build_config
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -14,8 +14,8 @@ import pandas as pd
 import pytest
 
 import tunelab
-from tunelab.config import load_config
 from tunelab.data.load import read_table
+from tunelab.workflows.check import load_checked as load_config
 
 ROOT = Path(__file__).resolve().parents[2]
 RECIPES = ROOT / "recipes"

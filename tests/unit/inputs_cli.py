@@ -78,7 +78,7 @@ def train_tiny_run(directory: Path, model_dir: Path) -> Path:
     """A finished classification run of the tiny BERT (one epoch, no baselines): seconds on CPU."""
     import tunelab
     from conftest import toy_sentiment
-    from tunelab.config import build_config
+    from tunelab.workflows.check import build_checked as build_config
 
     data = directory / "toy.csv"
     toy_sentiment(120).to_csv(data, index=False)

@@ -8,15 +8,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tunelab.config import (
-    DataConfig,
-    RunConfig,
-    apply_override,
-    build_config,
-    dump_yaml,
-    load_config,
-)
+from tunelab.config import DataConfig, RunConfig, apply_override, dump_yaml
 from tunelab.errors import ConfigError
+from tunelab.methods import learning_rate
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.check import load_checked as load_config
 
 
 def write_yaml(path: Path, text: str) -> Path:
@@ -71,7 +67,7 @@ def test_defaults_hold_the_documented_values() -> None:
     assert cfg.model.trust_remote_code is False
     assert cfg.task.type == "classification"
     assert cfg.method.name == "full"
-    assert cfg.train.lr is None and cfg.learning_rate() == 1e-4  # the method's default
+    assert cfg.train.lr is None and learning_rate(cfg) == 1e-4  # the method's default
     assert cfg.train.batch_size == 32
     assert cfg.train.seed == 42
     assert cfg.train.eval_every == "epoch"
@@ -487,15 +483,17 @@ def test_dump_yaml_carries_the_descriptions_as_comments() -> None:
 
 
 def test_learning_rate_defaults_by_method_unless_set() -> None:
-    from tunelab.config import DEFAULT_LR, MethodConfig, RunConfig, TrainConfig
+    from tunelab.config import MethodConfig, RunConfig, TrainConfig
+    from tunelab.methods import METHODS, learning_rate
 
-    assert RunConfig(method=MethodConfig(name="lora")).learning_rate() == DEFAULT_LR["lora"] == 3e-3
-    assert RunConfig(method=MethodConfig(name="prompt")).learning_rate() == 1e-2
+    lora = RunConfig(method=MethodConfig(name="lora"))
+    assert learning_rate(lora) == METHODS.get("lora").default_lr == 3e-3
+    assert learning_rate(RunConfig(method=MethodConfig(name="prompt"))) == 1e-2
     assert (
-        RunConfig(method=MethodConfig(name="lora"), train=TrainConfig(lr=5e-4)).learning_rate()
+        learning_rate(RunConfig(method=MethodConfig(name="lora"), train=TrainConfig(lr=5e-4)))
         == 5e-4
     )
-    assert set(DEFAULT_LR) >= {
+    assert set(METHODS) >= {
         "full",
         "freeze",
         "gradual_unfreeze",

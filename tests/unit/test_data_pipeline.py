@@ -13,9 +13,10 @@ import pandas as pd
 import pytest
 
 import tunelab
-from tunelab.config import DataConfig, build_config
+from tunelab.config import DataConfig
 from tunelab.data import prepare_classification
 from tunelab.data.inspect import build_report, render_html
+from tunelab.workflows.check import build_checked as build_config
 
 TUNELAB = str(Path(sys.executable).with_name("tunelab"))
 

@@ -12,12 +12,13 @@ from safetensors.torch import load_file
 from test_cli import assert_one_line_error, run
 
 import tunelab
-from tunelab.config import build_config
-from tunelab.deploy import export as export_module
-from tunelab.deploy.export import PROBE_TEXTS, export_run
-from tunelab.deploy.int8 import INT8_FILE
 from tunelab.errors import ConfigError, RunDirError
-from tunelab.inference import OnnxPredictor, Predictor, _is_int8, load_run_model
+from tunelab.inference.int8 import INT8_FILE
+from tunelab.inference.predictor import OnnxPredictor, _is_int8
+from tunelab.runs import load_predictor, load_run_model
+from tunelab.workflows import export as export_module
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.export import PROBE_TEXTS, export_run
 
 
 def trained(tiny_config, method: str, **extra) -> Path:
@@ -41,8 +42,8 @@ def test_merged_export_predicts_like_the_run_and_needs_no_adapter(
     assert (exported / "export.json").is_file()
     texts = [*PROBE_TEXTS, "another sentence entirely", "good"]
     np.testing.assert_allclose(
-        Predictor.from_run_dir(exported).logits(texts),
-        Predictor.from_run_dir(run_dir).logits(texts),
+        load_predictor(exported).logits(texts),
+        load_predictor(run_dir).logits(texts),
         atol=1e-4,
     )
 
@@ -113,11 +114,11 @@ def test_onnx_export_matches_pytorch_and_is_what_predict_loads(tiny_config, tmp_
     assert (exported / "model" / "model.onnx").is_file()
     assert not (exported / "model" / "model.safetensors").exists()
     assert record["onnx"]["max_abs_difference"] <= record["onnx"]["tolerance"] == 1e-3
-    onnx_predictor = Predictor.from_run_dir(exported)
+    onnx_predictor = load_predictor(exported)
     assert isinstance(onnx_predictor, OnnxPredictor)
     texts = [*PROBE_TEXTS, "good", "the plot was really very boring and the acting was sad"]
     np.testing.assert_allclose(
-        onnx_predictor.logits(texts), Predictor.from_run_dir(run_dir).logits(texts), atol=1e-4
+        onnx_predictor.logits(texts), load_predictor(run_dir).logits(texts), atol=1e-4
     )
     accuracy = record["measured"]["accuracy"]
     assert accuracy["rows"] > 0 and abs(accuracy["change"]["accuracy"]) < 1e-9
@@ -152,9 +153,9 @@ def test_int8_exports_store_int8_weights_and_record_size_and_accuracy(
     scored_again = tunelab.evaluate(tmp_path / "int8")  # the export, scored by `tunelab evaluate`
     assert accuracy["export"]["accuracy"] == pytest.approx(scored_again["accuracy"])
     assert accuracy["run"]["accuracy"] == pytest.approx(tunelab.evaluate(run_dir)["accuracy"])
-    predictor = Predictor.from_run_dir(tmp_path / "int8")
+    predictor = load_predictor(tmp_path / "int8")
     texts = [*PROBE_TEXTS, "good", "awful"]
-    run_probabilities = Predictor.from_run_dir(run_dir).predict(texts)[1]
+    run_probabilities = load_predictor(run_dir).predict(texts)[1]
     np.testing.assert_allclose(predictor.predict(texts)[1], run_probabilities, atol=0.05)
     if fmt == "hf":
         stored = load_file(tmp_path / "int8" / "model" / INT8_FILE)
@@ -210,8 +211,8 @@ def test_lora_exports_to_onnx_after_merging(tiny_config, tmp_path: Path) -> None
     record = export_run(run_dir, tmp_path / "onnx", "onnx", measure=False)
     assert record["merged"] and record["adapter"] == "LORA"
     np.testing.assert_allclose(
-        Predictor.from_run_dir(tmp_path / "onnx").logits(list(PROBE_TEXTS)),
-        Predictor.from_run_dir(run_dir).logits(list(PROBE_TEXTS)),
+        load_predictor(tmp_path / "onnx").logits(list(PROBE_TEXTS)),
+        load_predictor(run_dir).logits(list(PROBE_TEXTS)),
         atol=1e-4,
     )
 
@@ -223,7 +224,7 @@ def test_bad_compression_requests_end_in_one_line(tiny_config, tmp_path: Path) -
     with pytest.raises(ConfigError, match=r"above 0 and below 1; got 1\.5"):
         export_run(full, tmp_path / "x", "hf", prune=1.5)
     with pytest.raises(ConfigError, match="needs a CUDA GPU"):
-        Predictor.from_run_dir(full, load_in="4bit")
+        load_predictor(full, load_in="4bit")
     result = run("export", str(full), "--out", str(tmp_path / "x"), "--prune", "0")
     assert_one_line_error(result, "above 0 and below 1")
     assert not (tmp_path / "x").exists()
@@ -238,9 +239,9 @@ def test_bad_compression_requests_end_in_one_line(tiny_config, tmp_path: Path) -
 def test_bitsandbytes_loading_on_a_gpu_predicts_like_the_run(tiny_config) -> None:
     run_dir = trained(tiny_config, "full")
     texts = list(PROBE_TEXTS)
-    expected = Predictor.from_run_dir(run_dir).predict(texts)[1]
+    expected = load_predictor(run_dir).predict(texts)[1]
     for bits in ("8bit", "4bit"):
-        got = Predictor.from_run_dir(run_dir, load_in=bits).predict(texts)[1]
+        got = load_predictor(run_dir, load_in=bits).predict(texts)[1]
         np.testing.assert_allclose(got, expected, atol=0.1)
 
 
@@ -280,8 +281,8 @@ def test_decoder_classifiers_export_to_onnx(
     assert record["onnx"]["max_abs_difference"] <= 1e-3
     texts = [*PROBE_TEXTS, "good"]
     np.testing.assert_allclose(
-        Predictor.from_run_dir(tmp_path / "onnx").predict(texts)[1],
-        Predictor.from_run_dir(run_dir).predict(texts)[1],
+        load_predictor(tmp_path / "onnx").predict(texts)[1],
+        load_predictor(run_dir).predict(texts)[1],
         atol=0.05,
     )
 
@@ -314,9 +315,9 @@ def test_pruning_a_causal_lm_leaves_its_tied_head_and_embeddings_whole(
 def test_models_without_torch_linear_layers_are_refused_in_one_line() -> None:
     from transformers import GPT2Config, GPT2ForSequenceClassification
 
-    from tunelab.deploy.int8 import quantize_dynamic_int8, save_int8
     from tunelab.deploy.prune import prune_global_magnitude
     from tunelab.errors import ModelError
+    from tunelab.inference.int8 import quantize_dynamic_int8, save_int8
 
     model = GPT2ForSequenceClassification(
         GPT2Config(vocab_size=30, n_embd=8, n_layer=1, n_head=2, pad_token_id=0)

@@ -369,7 +369,7 @@ def test_sample_rebuilds_byte_identical(tmp_path: Path, monkeypatch: pytest.Monk
 def test_a_run_records_forgetting_on_general_text(tiny_config, tmp_path: Path) -> None:
     """The tiny BERT classifier has no trained MLM head: the run says so and reports embedding drift."""
     import tunelab
-    from tunelab.config import build_config
+    from tunelab.workflows.check import build_checked as build_config
 
     text = tmp_path / "general.txt"
     text.write_text("\n".join("the movie was a very good film " * 3 for _ in range(20)) + "\n")
@@ -386,8 +386,8 @@ def test_a_decoder_run_measures_clm_perplexity_before_and_after(
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import tunelab
-    from tunelab.config import build_config
     from tunelab.evaluation.forgetting import clm_perplexity
+    from tunelab.workflows.check import build_checked as build_config
 
     text = tmp_path / "general.txt"
     text.write_text(

@@ -11,8 +11,9 @@ import pytest
 import yaml
 from inputs_cli import MAX_LINE, assert_one_line, invoke
 
-from tunelab.config import MAX_YAML_NODES, expanded_size, load_config, parse_yaml
+from tunelab.config import MAX_YAML_NODES, expanded_size, parse_yaml
 from tunelab.errors import ConfigError
+from tunelab.workflows.check import load_checked as load_config
 
 BILLION_LAUGHS = "\n".join(
     [

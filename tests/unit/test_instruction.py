@@ -13,12 +13,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForSeq
 
 import tunelab
 from conftest import word_tokenizer
-from tunelab.config import build_config
+from tunelab.data import chat_format as cf
+from tunelab.data.packing import PackedCollator, check_attention
 from tunelab.data.pairs import causal_format
 from tunelab.errors import ConfigError, DataError, RunDirError
 from tunelab.tasks import InstructionTask, LanguageModelTask, task_for
-from tunelab.tasks import chat_format as cf
-from tunelab.tasks.packing import PackedCollator, check_attention
+from tunelab.workflows.check import build_checked as build_config
 
 QA = [
     {"role": "user", "content": "opposite of good"},

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import RunDirError
-from tunelab.tasks import TASKS
+from tunelab.tasks import task_for
+from tunelab.workflows.check import build_checked as build_config
 
 
 @pytest.fixture
@@ -50,10 +50,10 @@ def test_perplexity_falls_on_the_domain_text(
 
 
 def test_masked_evaluation_uses_fixed_masks(tmp_path, corpus, tiny_bert_dir) -> None:
-    from tunelab.pipeline import prepare_training
+    from tunelab.workflows.train import prepare_training
 
     session = prepare_training(lm_config(tmp_path, corpus, tiny_bert_dir, "masked_lm"))
-    task = TASKS.get("masked_lm")
+    task = task_for(session.cfg)
     first, second = task.before_training(session), task.before_training(session)
     assert first == second  # same masks, same model → the same perplexity
     labels = session.encoded["validation"]["labels"]

@@ -16,12 +16,14 @@ import torch
 from transformers import TrainerCallback
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import ConfigError
-from tunelab.inference import Predictor, load_run_model
 from tunelab.methods import METHODS, count_parameters
 from tunelab.methods.layers import layer_map
-from tunelab.pipeline import prepare_training  # the steps train() runs, stopped before fitting
+from tunelab.runs import load_predictor, load_run_model
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.train import (
+    prepare_training,  # the steps train() runs, stopped before fitting
+)
 
 CASES = ("bert-classification", "llama-classification", "llama-causal_lm")
 # method → (extra config, expected trainable share bounds)
@@ -120,8 +122,8 @@ def test_save_then_load_gives_identical_outputs(case: Case, method: str) -> None
         saved = {p.name for p in (result.run_dir / "model").iterdir()}
         assert "adapter_model.safetensors" in saved and "model.safetensors" not in saved
     if case.task == "classification":
-        reloaded = Predictor.from_run_dir(result.run_dir)
-        again = Predictor.from_run_dir(result.run_dir)
+        reloaded = load_predictor(result.run_dir)
+        again = load_predictor(result.run_dir)
         np.testing.assert_array_equal(reloaded.logits(TEXTS), again.logits(TEXTS))
         report = tunelab.evaluate(result.run_dir)
         assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
@@ -139,7 +141,7 @@ def test_merged_equals_unmerged(case: Case, method: str) -> None:
     cfg = case.config(method, extra, epochs=1, eval_on_start=False)
     result = tunelab.train(cfg)
     if case.task == "classification":
-        predictor = Predictor.from_run_dir(result.run_dir)
+        predictor = load_predictor(result.run_dir)
         unmerged = predictor.logits(TEXTS)
         predictor.model = predictor.model.merge_and_unload()
         np.testing.assert_allclose(predictor.logits(TEXTS), unmerged, atol=1e-4)

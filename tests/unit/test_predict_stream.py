@@ -11,7 +11,7 @@ from test_cli import assert_one_line_error, run
 
 import tunelab
 from tunelab.data.stream import iter_text_chunks
-from tunelab.pipeline import predict_file
+from tunelab.workflows.predict import predict_file
 
 
 @pytest.fixture

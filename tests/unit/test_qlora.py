@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import ConfigError
-from tunelab.methods import quantized
+from tunelab.methods import method_for, quantized
+from tunelab.workflows.check import build_checked as build_config
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_BNB = importlib.util.find_spec("bitsandbytes") is not None
@@ -28,7 +28,7 @@ def qlora_config(tiny_config, model_dir: Path, corpus: Path):
 
 
 def test_no_extra_load_arguments_for_other_methods(tiny_config) -> None:
-    assert quantized.load_kwargs(tiny_config) == {}
+    assert method_for(tiny_config).load_kwargs(tiny_config) == {}
 
 
 def test_the_quantization_is_the_qlora_papers_nf4_with_double_quantization() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tunelab.config import load_config
+from tunelab.workflows.check import load_checked as load_config
 
 RECIPES = sorted((Path(__file__).resolve().parents[2] / "recipes").glob("*.yaml"))
 

@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 from test_cli import assert_one_line_error, run, write_config
 
-from tunelab.config import build_config
 from tunelab.errors import DataError
-from tunelab.evaluation.repeats import cross_validate, summarize
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.repeats import cross_validate, summarize
 
 
 def cv_config(tiny_config, **data):

@@ -11,8 +11,8 @@ import pytest
 from test_cli import assert_one_line_error, run
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.report.html import write_report
+from tunelab.workflows.check import build_checked as build_config
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 CHROMIUM_FLAGS = [

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import ConfigError
-from tunelab.inference import Predictor
+from tunelab.runs import load_predictor
 from tunelab.training.callbacks import ConciseProgress
+from tunelab.workflows.check import build_checked as build_config
 
 TEXTS = [
     "the movie was superb",
@@ -84,8 +84,8 @@ def test_killed_then_resumed_equals_uninterrupted(
         rtol=1e-6,
     )
     np.testing.assert_allclose(
-        Predictor.from_run_dir(resumed.run_dir).logits(TEXTS),
-        Predictor.from_run_dir(straight.run_dir).logits(TEXTS),
+        load_predictor(resumed.run_dir).logits(TEXTS),
+        load_predictor(straight.run_dir).logits(TEXTS),
         rtol=1e-5,
         atol=1e-6,
     )

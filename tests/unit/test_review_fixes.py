@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 
 import tunelab
-from tunelab.config import build_config, load_config
 from tunelab.errors import ConfigError
 from tunelab.io import write_table
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.check import load_checked as load_config
 
 
 def test_a_finished_run_predicts_after_its_training_file_is_gone(

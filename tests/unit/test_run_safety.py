@@ -12,11 +12,11 @@ from safetensors.torch import load_file, save_file
 from transformers import Trainer
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import ConfigError, OutputError, TrainingError
-from tunelab.inference import Predictor
-from tunelab.rundir import CHECKPOINT_RECORD, claim, complete_checkpoints, is_tunelab_run
+from tunelab.runs import load_predictor
+from tunelab.runs.place import CHECKPOINT_RECORD, claim, complete_checkpoints, is_tunelab_run
 from tunelab.training.callbacks import ConciseProgress
+from tunelab.workflows.check import build_checked as build_config
 
 
 class Crash(RuntimeError):
@@ -309,7 +309,7 @@ def test_a_model_with_nan_weights_is_never_loaded(tiny_config) -> None:
     tensors[name][0, 0] = float("nan")
     save_file(tensors, weights, metadata={"format": "pt"})
     with pytest.raises(TrainingError, match=f"NaN/inf weights \\({name}"):
-        Predictor.from_run_dir(run.run_dir)
+        load_predictor(run.run_dir)
 
 
 def test_json_written_by_tunelab_is_strict(tmp_path: Path) -> None:

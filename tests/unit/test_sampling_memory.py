@@ -48,8 +48,8 @@ def test_the_order_is_fixed_by_seed_and_epoch_and_a_partial_batch_comes_last() -
 def test_the_trainer_uses_shuffled_buckets_only_when_asked(tiny_config) -> None:
     from transformers.trainer_pt_utils import LengthGroupedSampler
 
-    from tunelab.config import build_config
-    from tunelab.pipeline import prepare_training
+    from tunelab.workflows.check import build_checked as build_config
+    from tunelab.workflows.train import prepare_training
 
     def sampler(name: str, **train) -> object:
         raw = tiny_config.to_dict()
@@ -85,8 +85,8 @@ def test_full_keeps_a_large_word_embedding_matrix_fixed_for_classification(
 ) -> None:
     from transformers import BertConfig, BertForSequenceClassification
 
-    from tunelab.config import build_config
     from tunelab.methods.full import apply
+    from tunelab.workflows.check import build_checked as build_config
 
     def trainable_embeddings(vocab: int, **method) -> bool:
         model = BertForSequenceClassification(

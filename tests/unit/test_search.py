@@ -15,9 +15,11 @@ import yaml
 from test_cli import TUNELAB, assert_one_line_error, run, write_config
 
 import tunelab
-from tunelab.config import build_config, load_config
 from tunelab.errors import ConfigError
-from tunelab.search import PruneOnValidation, run_search, search_dir, suggest
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.check import load_checked as load_config
+from tunelab.workflows.search import run_search
+from tunelab.workflows.search_study import PruneOnValidation, search_dir, suggest
 
 
 def search_raw(tiny_config, **search) -> dict:
@@ -148,9 +150,11 @@ def test_a_killed_search_resumes_without_rerunning_finished_trials(
 
 
 def _states(cfg, state: str) -> list:
-    study = optuna.load_study(
-        study_name=cfg.output.name, storage=f"sqlite:///{(search_dir(cfg) / 'study.db').resolve()}"
-    )
+    storage = f"sqlite:///{(search_dir(cfg) / 'study.db').resolve()}"
+    try:
+        study = optuna.load_study(study_name=cfg.output.name, storage=storage)
+    except KeyError:  # the file is there a moment before the search has created its study in it
+        return []
     return [t for t in study.trials if t.state.name == state]
 
 

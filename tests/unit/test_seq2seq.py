@@ -12,13 +12,13 @@ from test_cli import assert_one_line_error, run
 from transformers import AutoModelForSeq2SeqLM, Seq2SeqTrainer
 
 import tunelab
-from tunelab.config import GenerationConfig, build_config
+from tunelab.config import GenerationConfig
 from tunelab.errors import DataError
 from tunelab.evaluation.text_metrics import text_metrics
-from tunelab.generation import hf_generation_config
-from tunelab.generator import Generator
-from tunelab.inference import load_run_model
-from tunelab.pipeline import _run_config, prepare_training
+from tunelab.inference.generation import hf_generation_config
+from tunelab.runs import load_generator, load_run_model
+from tunelab.workflows.check import build_checked as build_config
+from tunelab.workflows.train import prepare_training
 
 
 def seq2seq_config(tmp_path: Path, model_dir: Path, train_file: Path, **train) -> dict:
@@ -55,7 +55,7 @@ def test_t5_run_learns_writes_generations_and_reloads(
     table = pd.read_json(result.run_dir / "predictions" / "test_generations.jsonl", lines=True)
     assert table["prediction"].tolist()[0] == generation["example"]["prediction"]
     # The saved model generates what the run reported (same code path, greedy decoding).
-    generator = Generator.from_run_dir(result.run_dir, _run_config(result.run_dir))
+    generator = load_generator(result.run_dir)
     assert generator.generate([table["prompt"][0]]) == [table["prediction"][0]]
     generated = run("generate", str(result.run_dir), "--prompt", "opposite of good")
     assert generated.returncode == 0 and generated.stdout.strip(), generated.stderr
@@ -110,7 +110,7 @@ def test_bert2bert_from_an_encoder_trains_with_lora_and_reloads(
         )
     torch.testing.assert_close(first, again)
     merged_dir = tmp_path / "merged"
-    from tunelab.deploy.export import export_run
+    from tunelab.workflows.export import export_run
 
     export_run(result.run_dir, merged_dir, "merged")
     merged = AutoModelForSeq2SeqLM.from_pretrained(merged_dir / "model").eval()

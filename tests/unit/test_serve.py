@@ -31,14 +31,14 @@ from test_cli import TUNELAB, assert_one_line_error, run
 
 import tunelab
 from conftest import toy_opposites, toy_sentiment
-from tunelab.config import build_config
 from tunelab.errors import ConfigError, RunDirError
-from tunelab.generator import Generator
-from tunelab.inference import Predictor
-from tunelab.pipeline import _run_config
+from tunelab.inference.generator import Generator
+from tunelab.inference.predictor import Predictor
+from tunelab.runs import load_generator, load_predictor
 from tunelab.serve import create_app
 from tunelab.serve.guards import uvicorn_options
 from tunelab.serve.state import ServerState
+from tunelab.workflows.check import build_checked as build_config
 
 TEXTS = ["a good film", "the plot was awful", "really boring acting", "fun"]
 KEY = "s3cret-key"
@@ -90,12 +90,12 @@ def seq2seq_run(tmp_path_factory: pytest.TempPathFactory, tiny_t5_dir: Path) -> 
 
 @pytest.fixture(scope="module")
 def predictor(classifier_run: Path) -> Predictor:
-    return Predictor.from_run_dir(classifier_run)
+    return load_predictor(classifier_run)
 
 
 @pytest.fixture(scope="module")
 def generator(chat_run: Path) -> Generator:
-    return Generator.from_run_dir(chat_run, _run_config(chat_run))
+    return load_generator(chat_run)
 
 
 def state_of(app: FastAPI) -> ServerState:
@@ -516,7 +516,7 @@ def test_a_stream_stops_when_asked(generator: Generator) -> None:
 
 
 def test_a_seq2seq_run_answers_one_text_laid_out_with_its_prefix(seq2seq_run: Path) -> None:
-    generator = Generator.from_run_dir(seq2seq_run, _run_config(seq2seq_run))
+    generator = load_generator(seq2seq_run)
     expected = generator.generate(["of good"], max_new_tokens=4)[0]
     assert generator.prompt("of good") == "opposite of good"
     user = [{"role": "user", "content": "of good"}]

@@ -12,9 +12,10 @@ import torch
 import yaml
 
 import tunelab
-from tunelab.config import build_config
 from tunelab.errors import ConfigError, DataError, RunDirError
-from tunelab.inference import Predictor
+from tunelab.inference.predictor import Predictor
+from tunelab.runs import load_predictor
+from tunelab.workflows.check import build_checked as build_config
 
 
 @pytest.fixture
@@ -98,7 +99,7 @@ def test_save_then_load_gives_identical_logits(tiny_bert_dir: Path, tmp_path: Pa
     (run / "run_card.json").write_text(json.dumps({"precision": "fp32", "max_length": 16}))
     texts = ["the movie was good", "awful plot", "really very boring acting is sad"]
     before = Predictor(model, tokenizer, labels, 16).logits(texts)
-    after = Predictor.from_run_dir(run).logits(texts)
+    after = load_predictor(run).logits(texts)
     np.testing.assert_array_equal(before, after)
     assert not np.allclose(before[0], before[1])
 

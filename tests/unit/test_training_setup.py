@@ -9,10 +9,11 @@ import torch
 from transformers import AutoModelForCausalLM
 
 import tunelab
-from tunelab.config import ModelConfig, build_config
+from tunelab.config import ModelConfig
 from tunelab.errors import ConfigError
-from tunelab.training.precision import cpu_supports_bf16, resolve_precision
+from tunelab.models.precision import cpu_supports_bf16, resolve_precision
 from tunelab.training.trainer import training_arguments
+from tunelab.workflows.check import build_checked as build_config
 
 
 def test_train_section_maps_onto_training_arguments(tiny_config, tmp_path: Path) -> None:
@@ -99,7 +100,7 @@ def test_bf16_training_on_cuda(tiny_config) -> None:
 
 def test_gradient_checkpointing_trains_the_same_as_without(tiny_config) -> None:
     """Recomputing activations must not change the result (dropout RNG is replayed)."""
-    from tunelab.pipeline import prepare_training
+    from tunelab.workflows.train import prepare_training
 
     losses = []
     for checkpointing in (False, True):
@@ -119,7 +120,7 @@ def test_gradient_accumulation_matches_the_larger_batch_on_token_normalized_loss
     """batch 8 == batch 4 x 2 accumulation: the loss is divided by the label tokens of the whole
     accumulated batch, not averaged per micro-batch (a known pitfall when micro-batches hold
     different numbers of label tokens, as these do)."""
-    from tunelab.pipeline import prepare_training
+    from tunelab.workflows.train import prepare_training
 
     def trained(batch_size: int, accumulation: int) -> tuple[dict[str, torch.Tensor], list[int]]:
         cfg = build_config(

@@ -8,10 +8,11 @@ import pytest
 import torch
 
 import tunelab
-from tunelab.config import VocabularyConfig, build_config
+from tunelab.config import VocabularyConfig
 from tunelab.errors import ConfigError
-from tunelab.inference import Predictor
 from tunelab.methods.vocab import extend_vocabulary, mine_words
+from tunelab.runs import load_predictor
+from tunelab.workflows.check import build_checked as build_config
 
 PIECES = [
     "[PAD]",
@@ -85,7 +86,7 @@ def test_training_with_a_domain_vocabulary_saves_and_reloads_it(tiny_config) -> 
     result = tunelab.train(build_config(raw))
     card = json.loads((result.run_dir / "run_card.json").read_text())
     assert card["vocabulary"]["added"] == 2
-    predictor = Predictor.from_run_dir(result.run_dir)
+    predictor = load_predictor(result.run_dir)
     assert "superbfun" in predictor.tokenizer.get_vocab()
     assert predictor.model.get_input_embeddings().weight.shape[0] == 29 + 2
     assert predictor.logits(["the superbfun film"]).shape == (1, 2)

@@ -25,8 +25,7 @@ def weights_mb(model_dir: Path) -> float:
 
 def measure_against_run(run_dir: Path, export_dir: Path, repeats: int = 3) -> dict[str, Any]:
     """Sizes always; speed and accuracy on the run's test split for classification runs."""
-    from tunelab.inference import Predictor
-    from tunelab.pipeline import run_test_split
+    from tunelab.runs import RunDir, load_predictor
     from tunelab.tasks.classification import score_split
 
     card = read_json(run_dir / "run_card.json") or {}
@@ -43,14 +42,14 @@ def measure_against_run(run_dir: Path, export_dir: Path, repeats: int = 3) -> di
         }
         return result
     try:
-        test = run_test_split(run_dir)
+        test = RunDir(run_dir).test_split()
     except TunelabError as exc:
         result["accuracy"] = {"skipped": str(exc).splitlines()[0]}
         return result
     texts = test["text"].astype(str).tolist()
     run_predictor, export_predictor = (
-        Predictor.from_run_dir(run_dir),
-        Predictor.from_run_dir(export_dir),
+        load_predictor(run_dir),
+        load_predictor(export_dir),
     )
     before, after = score_split(run_predictor, test), score_split(export_predictor, test)
     keys = ("accuracy", "macro_f1")

@@ -69,7 +69,7 @@ def mean_pooled_embeddings(
     """
     import torch
 
-    from tunelab.training.precision import autocast
+    from tunelab.models.precision import autocast
 
     encoder = model.get_encoder() if getattr(model.config, "is_encoder_decoder", False) else model
     device = next(encoder.parameters()).device

@@ -23,7 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from tunelab.errors import ModelError
-from tunelab.training.precision import autocast
+from tunelab.models.precision import autocast
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase

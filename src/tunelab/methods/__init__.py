@@ -1,33 +1,36 @@
-"""Adaptation methods: each is `apply(model, cfg) -> model`, registered by name in METHODS."""
+"""Adaptation methods, one file each, registered in METHODS as a `MethodSpec` bundle.
 
-from __future__ import annotations
+Owns: which weights train (full, freeze, gradual_unfreeze; lora, qlora, ia3, prefix, prompt via
+peft), each method's default learning rate, load arguments, callbacks and config checks, and
+the helpers they share (layer maps, 4-bit loading, vocabulary extension).
+May import: `tunelab.config` and the base modules (errors, registry, suggest). Adding a method is
+one file here plus its import below (see CONTRIBUTING.md).
+"""
 
-from collections.abc import Callable
+from tunelab.methods import (  # noqa: F401  (each module registers its spec)
+    freeze,
+    full,
+    gradual,
+    ia3,
+    lora,
+    prefix,
+    prompt,
+    qlora,
+)
+from tunelab.methods.base import (
+    METHODS,
+    MethodSpec,
+    adapter_only_methods,
+    count_parameters,
+    learning_rate,
+    method_for,
+)
 
-from transformers import PreTrainedModel
-
-from tunelab.config import RunConfig
-from tunelab.registry import Registry
-
-Method = Callable[[PreTrainedModel, RunConfig], PreTrainedModel]
-METHODS: Registry[Method] = Registry("method", "method.name")
-
-from tunelab.methods import freeze, full, gradual, peft  # noqa: E402, F401  (each registers itself)
-
-PEFT_METHODS = frozenset(
-    {"lora", "qlora", "ia3", "prefix", "prompt"}
-)  # save adapters, not whole models
-
-
-def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
-    """Trainable vs total parameters, printed and recorded by every run."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {
-        "trainable": trainable,
-        "total": total,
-        "trainable_share": trainable / total if total else 0.0,
-    }
-
-
-__all__ = ["METHODS", "PEFT_METHODS", "Method", "count_parameters"]
+__all__ = [
+    "METHODS",
+    "MethodSpec",
+    "adapter_only_methods",
+    "count_parameters",
+    "learning_rate",
+    "method_for",
+]

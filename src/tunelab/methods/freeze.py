@@ -5,11 +5,10 @@ from __future__ import annotations
 from transformers import PreTrainedModel
 
 from tunelab.config import RunConfig
-from tunelab.methods import METHODS
+from tunelab.methods.base import METHODS, MethodSpec
 from tunelab.methods.layers import layer_map, set_trainable
 
 
-@METHODS.register("freeze")
 def apply(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     settings = cfg.method.freeze
     layers = layer_map(model)
@@ -25,3 +24,6 @@ def apply(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     for block in layers.layers[: max(0, min(frozen, count))]:
         set_trainable(block, False)
     return model
+
+
+METHODS.add("freeze", MethodSpec("freeze", apply, default_lr=1e-4, settings="freeze"))

@@ -8,12 +8,11 @@ from __future__ import annotations
 from transformers import PreTrainedModel
 
 from tunelab.config import RunConfig
-from tunelab.methods import METHODS
+from tunelab.methods.base import METHODS, MethodSpec
 
 AUTO_FREEZE_SHARE = 0.2  # below a fifth of the weights the saving is small: train everything
 
 
-@METHODS.register("full")
 def apply(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     for parameter in model.parameters():
         parameter.requires_grad_(True)
@@ -32,3 +31,7 @@ def freezes_word_embeddings(model: PreTrainedModel, cfg: RunConfig) -> bool:
         return False  # LM heads share the matrix; added tokens need their rows trained
     embedding = sum(p.numel() for p in model.get_input_embeddings().parameters())
     return embedding >= AUTO_FREEZE_SHARE * sum(p.numel() for p in model.parameters())
+
+
+# small (≈20M) encoders tolerate 1e-4; base-size models prefer 2e-5
+METHODS.add("full", MethodSpec("full", apply, default_lr=1e-4))

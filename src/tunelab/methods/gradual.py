@@ -7,11 +7,10 @@ from typing import Any
 from transformers import PreTrainedModel, TrainerCallback
 
 from tunelab.config import RunConfig
-from tunelab.methods import METHODS
+from tunelab.methods.base import METHODS, MethodSpec
 from tunelab.methods.layers import LayerMap, layer_map, set_trainable
 
 
-@METHODS.register("gradual_unfreeze")
 def apply(model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
     layers = layer_map(model)
     set_trainable(list(model.parameters()), False)
@@ -37,3 +36,14 @@ class GradualUnfreezing(TrainerCallback):
         while self.unfrozen < wanted:
             set_trainable(self.groups[self.unfrozen], True)
             self.unfrozen += 1
+
+
+def callbacks(model: PreTrainedModel, trainer: Any, cfg: RunConfig) -> list[TrainerCallback]:
+    steps_per_epoch = len(trainer.get_train_dataloader()) // cfg.train.grad_accum
+    return [GradualUnfreezing(layer_map(model), cfg.method.gradual.every_steps, steps_per_epoch)]
+
+
+METHODS.add(
+    "gradual_unfreeze",
+    MethodSpec("gradual_unfreeze", apply, default_lr=1e-4, settings="gradual", callbacks=callbacks),
+)

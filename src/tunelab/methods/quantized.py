@@ -12,9 +12,6 @@ from typing import Any
 
 import torch
 
-from tunelab.config import RunConfig
-from tunelab.errors import ConfigError
-
 
 def cuda_problem() -> str | None:
     """Why 4-bit loading cannot run here, as one line, or None when it can."""
@@ -45,18 +42,3 @@ def quantization_config(dtype: torch.dtype) -> Any:
         bnb_4bit_use_double_quant=True,
         bnb_4bit_compute_dtype=dtype,
     )
-
-
-def load_kwargs(cfg: RunConfig) -> dict[str, Any]:
-    """Extra `from_pretrained` arguments the method needs; empty for every method but qlora."""
-    if cfg.method.name != "qlora":
-        return {}
-    problem = cuda_problem()
-    if problem:
-        raise ConfigError(problem)
-    dtype = compute_dtype()
-    return {
-        "quantization_config": quantization_config(dtype),
-        "dtype": dtype,
-        "device_map": {"": 0},
-    }

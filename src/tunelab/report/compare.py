@@ -7,10 +7,9 @@ from typing import Any
 
 from jinja2 import Environment
 
-from tunelab.errors import RunDirError
-from tunelab.io import atomic_write_text, read_json
+from tunelab.io import atomic_write_text
 from tunelab.report import plots
-from tunelab.rundir import stale_status
+from tunelab.runs import RunDir
 
 TEMPLATE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>tunelab compare</title>
 <style>body{font-family:system-ui,sans-serif;margin:2rem auto;max-width:1100px;padding:0 1rem}
@@ -39,18 +38,17 @@ def compare_runs(run_dirs: list[Path]) -> list[dict[str, Any]]:
     """One row of headline numbers per run (blank where a run's task does not have them)."""
     rows = []
     for run_dir in run_dirs:
-        card, metrics = read_json(run_dir / "run_card.json"), read_json(run_dir / "metrics.json")
-        if card is None:
-            raise RunDirError(f"{run_dir} has no run_card.json. Pass directories of tunelab runs.")
-        test = (metrics or {}).get("test", {})
-        training = (metrics or {}).get("training", {})
+        run = RunDir(run_dir)
+        card, metrics = run.card(), run.metrics()
+        test = metrics.get("test", {})
+        training = metrics.get("training", {})
         rows.append(
             {
                 "run": run_dir.name,
                 "task": card.get("task"),
                 "method": card.get("method"),
                 "model": (card.get("model") or {}).get("source"),
-                "status": stale_status(card) or card.get("status"),
+                "status": run.status(),
                 "test accuracy": test.get("accuracy", ""),
                 "test macro-F1": test.get("macro_f1", ""),
                 "test perplexity": test.get("perplexity_after", ""),
@@ -65,9 +63,7 @@ def write_comparison(run_dirs: list[Path], out: Path) -> tuple[list[dict[str, An
     rows = compare_runs(run_dirs)
     losses: dict[str, list[tuple[float, float]]] = {}
     for run_dir in run_dirs:
-        curve = ((read_json(run_dir / "metrics.json") or {}).get("training") or {}).get(
-            "validation_curve", []
-        )
+        curve = (RunDir(run_dir).metrics().get("training") or {}).get("validation_curve", [])
         losses[run_dir.name] = [
             (p["step"], p["loss"]) for p in curve if "loss" in p and "step" in p
         ]

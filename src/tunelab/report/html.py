@@ -13,9 +13,9 @@ from typing import Any
 
 from jinja2 import Environment
 
-from tunelab.errors import RunDirError
 from tunelab.io import atomic_write_text, read_json
 from tunelab.report import plots
+from tunelab.runs import RunDir
 
 CURVE_SKIP = {"runtime", "samples_per_second", "steps_per_second", "step", "epoch"}
 
@@ -116,10 +116,8 @@ img { max-width: 100%; } .row { display: flex; flex-wrap: wrap; gap: 1rem; align
 def write_report(run_dir: str | Path) -> Path:
     """Build report.html in the run directory (atomically) and return its path."""
     run_dir = Path(run_dir)
-    card = read_json(run_dir / "run_card.json")
-    if card is None:
-        raise RunDirError(f"{run_dir} has no run_card.json. Pass the directory of a tunelab run.")
-    metrics = read_json(run_dir / "metrics.json") or {}
+    run = RunDir(run_dir)
+    card, metrics = run.card(), run.metrics()
     html = (
         Environment(autoescape=True)
         .from_string(TEMPLATE)

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Response
 
 from tunelab.errors import ConfigError
 from tunelab.serve.auth import api_key_guard
-from tunelab.serve.backend import Failed, ServedClassifier, load_served_model
+from tunelab.serve.backend import CLASSIFIERS, Failed, ServedClassifier, load_served_model
 from tunelab.serve.batching import MicroBatcher
 from tunelab.serve.errors import APIError, install_error_handlers
 from tunelab.serve.guards import BodyLimit, ShedNewConnections, uvicorn_options
@@ -114,9 +114,7 @@ async def metrics(state: State) -> Response:
 @router.post("/v1/predict")
 async def predict(body: PredictRequest, state: State) -> PredictResponse:
     """Label each text: the most likely label, its probability and every class's probability."""
-    state.require_task(
-        ("classification",), "use POST /v1/completions or /v1/chat/completions for it."
-    )
+    state.require_task(CLASSIFIERS, "use POST /v1/completions or /v1/chat/completions for it.")
     state.check_texts(body.texts)
     assert isinstance(state.served, ServedClassifier)
     results = await state.run(body.texts)
@@ -186,7 +184,7 @@ def run_server(
     shown = f"[{host}]" if ":" in host else host
     routes = (
         "POST /v1/predict"
-        if state.served.task == "classification"
+        if isinstance(state.served, ServedClassifier)
         else "POST /v1/completions, /v1/chat/completions"
     )
     say(

@@ -24,12 +24,13 @@ from typing import Any, Literal, NamedTuple
 
 import numpy as np
 
+from tunelab.data import chat_format
 from tunelab.errors import RunDirError
-from tunelab.io import read_json
-from tunelab.pipeline import _run_config as run_config  # schema-only read of config.yaml
-from tunelab.tasks import chat_format
+from tunelab.runs import RunDir
+from tunelab.tasks import TASKS, task_spec
 
-GENERATIVE = ("seq2seq", "causal_lm")
+GENERATIVE = tuple(name for name, spec in TASKS.items() if spec.output == "text")
+CLASSIFIERS = tuple(name for name, spec in TASKS.items() if spec.output == "labels")
 
 
 class GenerationKey(NamedTuple):
@@ -136,7 +137,7 @@ def _tokenizer_copy(tokenizer: Any) -> Any:
 
 @dataclass
 class ServedClassifier(ServedModel):
-    predictor: Any = None  # tunelab.inference.Predictor
+    predictor: Any = None  # tunelab.inference.predictor.Predictor
     _encoder: Any = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -210,7 +211,7 @@ class ServedClassifier(ServedModel):
 
 @dataclass
 class ServedGenerator(ServedModel):
-    generator: Any = None  # tunelab.generator.Generator
+    generator: Any = None  # tunelab.inference.generator.Generator
     batch_size: int = 8
     _counter: Any = field(init=False, repr=False)  # the generator with a tokenizer of its own
 
@@ -312,33 +313,31 @@ def load_served_model(
         raise RunDirError(
             f"{run_dir} is not a directory. Pass a run directory (`tunelab train` printed it) or an export."
         )
-    card = read_json(path / "run_card.json")
-    if card is None:
-        raise RunDirError(
-            f"{run_dir} has no readable run_card.json, so what it serves is unknown. Pass the directory "
-            "of a finished `tunelab train` run or of a `tunelab export`."
-        )
+    run = RunDir(path)
+    card = run.card()
     task = str(card.get("task", "classification"))
-    export = read_json(path / "export.json")
-    if task == "classification":
-        from tunelab.inference import Predictor
-
-        predictor = Predictor.from_run_dir(path, batch_size=64, load_in=load_in)
-        return ServedClassifier(path, task, card, export, predictor=predictor)
+    export = run.export_record()
+    spec = task_spec(task) if task in TASKS else None
     chat = (path / "model" / chat_format.PROMPT_FILE).is_file()
-    if task not in GENERATIVE or (task == "causal_lm" and not chat):
+    answers = spec.answers_with(chat) if spec else None
+    if answers == "labels":
+        from tunelab.runs import load_predictor
+
+        predictor = load_predictor(path, batch_size=64, load_in=load_in)
+        return ServedClassifier(path, task, card, export, predictor=predictor)
+    if answers != "text":
         kind = (
-            "causal_lm run without a chat template (continued pre-training)"
-            if task == "causal_lm"
+            f"{task} run without a chat template (continued pre-training)"
+            if spec is not None and spec.needs_prompt_format
             else f"{task} run"
         )
         raise RunDirError(
             f"{run_dir} is a {kind}; `tunelab serve` serves classification, seq2seq and instruction-tuned "
             "causal_lm runs. Fine-tune a classifier or an instruction model from it (model.name: its model/)."
         )
-    from tunelab.generator import Generator
+    from tunelab.runs import load_generator
 
-    generator = Generator.from_run_dir(path, run_config(path), load_in)
+    generator = load_generator(path, load_in)
     return ServedGenerator(
         path, task, card, export, generator=generator, batch_size=max(1, max_batch_size)
     )

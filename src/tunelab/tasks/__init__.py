@@ -1,43 +1,25 @@
-"""Tasks: each bundles data preparation, model head, tokenization, collator and metrics.
+"""Tasks, one file each, registered in TASKS as a `TaskSpec` bundle.
 
-A task is registered by name in TASKS; `task.type` in the config picks one, and `task_for(cfg)`
-gives the task object for one run: causal_lm with instruction or chat data is instruction
-tuning, with plain text continued pre-training.
+Owns: for each task, data preparation, the model and its head, tokenization, collator, loss,
+metrics and final scoring, plus the facts other layers ask about it (its model class, what a
+run answers with, the methods it refuses). `task.type` picks one; `task_for(cfg)` gives the task
+object for one run.
+May import: inference, evaluation, methods, data, models, config and the base modules. Adding a
+task is one file here plus its import below (see CONTRIBUTING.md).
 """
 
-from __future__ import annotations
-
-from typing import TYPE_CHECKING
-
-from tunelab.registry import Registry
-from tunelab.tasks.base import Task
-
-if TYPE_CHECKING:
-    from tunelab.config import RunConfig
-
-TASKS: Registry[Task] = Registry("task", "task.type")
-
-from tunelab.tasks.classification import ClassificationTask  # noqa: E402
-from tunelab.tasks.instruction import InstructionTask  # noqa: E402
-from tunelab.tasks.language_model import LanguageModelTask  # noqa: E402
-from tunelab.tasks.seq2seq import Seq2SeqTask  # noqa: E402
-
-TASKS.register("classification")(ClassificationTask())
-TASKS.register("seq2seq")(Seq2SeqTask())
-TASKS.register("causal_lm")(LanguageModelTask("causal_lm", masked=False))
-TASKS.register("masked_lm")(LanguageModelTask("masked_lm", masked=True))
-
-
-def task_for(cfg: RunConfig) -> Task:
-    """The task object that runs `cfg` (bound to it where the task needs run settings)."""
-    if cfg.task.type == "causal_lm":
-        from tunelab.data.pairs import causal_format
-
-        kind = causal_format(cfg)
-        if kind != "text":
-            return InstructionTask(cfg, kind)
-    return TASKS.get(cfg.task.type).for_run(cfg)
-
+from tunelab.tasks import (  # noqa: F401  (each module registers its spec)
+    causal_lm,
+    classification,
+    instruction,
+    language_model,
+    seq2seq,
+)
+from tunelab.tasks.base import TASKS, Task, TaskSpec, task_for, task_spec
+from tunelab.tasks.classification import ClassificationTask
+from tunelab.tasks.instruction import InstructionTask
+from tunelab.tasks.language_model import LanguageModelTask
+from tunelab.tasks.seq2seq import Seq2SeqTask
 
 __all__ = [
     "TASKS",
@@ -46,5 +28,7 @@ __all__ = [
     "LanguageModelTask",
     "Seq2SeqTask",
     "Task",
+    "TaskSpec",
     "task_for",
+    "task_spec",
 ]

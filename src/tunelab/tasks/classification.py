@@ -31,10 +31,11 @@ from tunelab.evaluation.baselines import (
 )
 from tunelab.evaluation.error_analysis import classification_errors
 from tunelab.evaluation.metrics import SCALAR_METRICS, full_report, scalar_metrics
-from tunelab.inference import Predictor
+from tunelab.inference.predictor import Predictor
 from tunelab.io import write_table
-from tunelab.methods import quantized
+from tunelab.methods import method_for
 from tunelab.models import load_pretrained, resolve_model_dir
+from tunelab.tasks.base import TASKS, TaskSpec
 
 
 class ClassificationTask:
@@ -67,7 +68,7 @@ class ClassificationTask:
             cfg.model,
             labels,
             ignore_mismatched_sizes=True,
-            **quantized.load_kwargs(cfg),
+            **method_for(cfg).load_kwargs(cfg),
         )
 
     def tokenize(
@@ -262,3 +263,15 @@ def _write_predictions(
         }
     )
     write_table(out, path)
+
+
+TASKS.add(
+    "classification",
+    TaskSpec(
+        "classification",
+        lambda cfg: ClassificationTask().for_run(cfg),
+        "AutoModelForSequenceClassification",
+        output="labels",
+        lm_head=False,
+    ),
+)

@@ -18,10 +18,10 @@ from tunelab.config import RunConfig
 from tunelab.console import say
 from tunelab.evaluation.error_analysis import generation_errors
 from tunelab.evaluation.text_metrics import GENERATION_METRICS, text_metrics
-from tunelab.generation import generate, hf_generation_config
+from tunelab.inference.generation import generate, hf_generation_config
 from tunelab.io import write_table
+from tunelab.models.precision import autocast
 from tunelab.tasks.base import Task
-from tunelab.training.precision import autocast
 
 EVAL_SPLITS = ("validation", "test")
 

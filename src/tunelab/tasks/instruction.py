@@ -21,15 +21,14 @@ from transformers import (
 
 from tunelab.config import RunConfig
 from tunelab.console import say
-from tunelab.data import SPLITS, PreparedData
+from tunelab.data import SPLITS, PreparedData, chat_format
+from tunelab.data.packing import PackedCollator, check_attention
 from tunelab.data.pairs import prepare_pairs
 from tunelab.errors import DataError
-from tunelab.methods import quantized
+from tunelab.methods import method_for
 from tunelab.models import load_pretrained
-from tunelab.tasks import chat_format
 from tunelab.tasks.base import Task
 from tunelab.tasks.generative import GenerativeTask
-from tunelab.tasks.packing import PackedCollator, check_attention
 
 
 class InstructionTask(GenerativeTask):
@@ -49,7 +48,7 @@ class InstructionTask(GenerativeTask):
 
     def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel:
         model = load_pretrained(
-            AutoModelForCausalLM, model_dir, cfg.model, **quantized.load_kwargs(cfg)
+            AutoModelForCausalLM, model_dir, cfg.model, **method_for(cfg).load_kwargs(cfg)
         )
         if cfg.task.packing:
             check_attention(model)

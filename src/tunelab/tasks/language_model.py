@@ -30,8 +30,9 @@ from tunelab.data.labels import LabelMap
 from tunelab.data.leakage import check_leakage
 from tunelab.data.load import TEXT_COLUMN_NAMES, file_sha256, pick_column, read_table
 from tunelab.errors import DataError
-from tunelab.methods import quantized
+from tunelab.methods import method_for
 from tunelab.models import load_pretrained
+from tunelab.tasks.base import TASKS, TaskSpec
 from tunelab.tasks.generative import perplexities
 
 PLACEHOLDER_LABEL = (
@@ -157,7 +158,7 @@ class LanguageModelTask:
 
     def load_model(self, model_dir: Path, data: PreparedData, cfg: RunConfig) -> PreTrainedModel:
         auto = AutoModelForMaskedLM if self.masked else AutoModelForCausalLM
-        return load_pretrained(auto, model_dir, cfg.model, **quantized.load_kwargs(cfg))
+        return load_pretrained(auto, model_dir, cfg.model, **method_for(cfg).load_kwargs(cfg))
 
     def _collator(
         self, tokenizer: PreTrainedTokenizerBase, seed: int | None = None
@@ -221,3 +222,17 @@ class LanguageModelTask:
 
     def _perplexities(self, session: Any) -> dict[str, float]:
         return perplexities(session, self.collator(session.tokenizer), shifted=not self.masked)
+
+
+TASKS.add(
+    "masked_lm",
+    TaskSpec(
+        "masked_lm",
+        lambda cfg: LanguageModelTask("masked_lm", masked=True),
+        "AutoModelForMaskedLM",
+        refused_methods={
+            method: "PEFT leaves the labels unpadded. Use lora or ia3"
+            for method in ("prefix", "prompt")
+        },
+    ),
+)

@@ -31,8 +31,9 @@ from tunelab.data import SPLITS, PreparedData
 from tunelab.data.pairs import prepare_pairs
 from tunelab.errors import ModelError
 from tunelab.evaluation.text_metrics import GENERATION_METRICS, text_metrics
-from tunelab.methods import quantized
+from tunelab.methods import method_for
 from tunelab.models import load_pretrained, load_tokenizer
+from tunelab.tasks.base import TASKS, TaskSpec
 from tunelab.tasks.generative import GenerativeTask
 
 # EncoderDecoderModel warns on every forward with labels about a v4.12 change that does not
@@ -58,7 +59,7 @@ class Seq2SeqTask(GenerativeTask):
         )
         if getattr(config, "is_encoder_decoder", False):
             return load_pretrained(
-                AutoModelForSeq2SeqLM, model_dir, cfg.model, **quantized.load_kwargs(cfg)
+                AutoModelForSeq2SeqLM, model_dir, cfg.model, **method_for(cfg).load_kwargs(cfg)
             )
         return encoder_pair(model_dir, cfg)
 
@@ -163,3 +164,11 @@ def encoder_pair(model_dir: Path, cfg: RunConfig) -> PreTrainedModel:
         f"decoder.{m}" for m in getattr(decoder, "tunelab_new_modules", [])
     ]
     return model
+
+
+TASKS.add(
+    "seq2seq",
+    TaskSpec(
+        "seq2seq", lambda cfg: Seq2SeqTask().for_run(cfg), "AutoModelForSeq2SeqLM", output="text"
+    ),
+)

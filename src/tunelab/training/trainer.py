@@ -22,9 +22,8 @@ from transformers.integrations import TensorBoardCallback
 from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from tunelab.config import RunConfig
-from tunelab.methods.gradual import GradualUnfreezing
-from tunelab.methods.layers import layer_map
-from tunelab.rundir import checkpoint_record, mark_complete
+from tunelab.methods import learning_rate, method_for
+from tunelab.runs.place import checkpoint_record, mark_complete
 from tunelab.tasks.base import Task
 from tunelab.training.callbacks import ConciseProgress
 from tunelab.training.guards import FiniteGuard, FiniteLoss
@@ -42,7 +41,7 @@ def training_arguments(
     generating = bool(getattr(task, "generates_during_validation", lambda: False)())
     extra: dict[str, Any] = {}
     if generating:  # Seq2SeqTrainer scores validation by generating (predict_with_generate)
-        from tunelab.generation import hf_generation_config
+        from tunelab.inference.generation import hf_generation_config
 
         extra = {
             "predict_with_generate": True,
@@ -59,7 +58,7 @@ def training_arguments(
         per_device_eval_batch_size=t.eval_batch_size,
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
-        learning_rate=cfg.learning_rate(),
+        learning_rate=learning_rate(cfg),
         lr_scheduler_type=t.scheduler,
         warmup_steps=t.warmup_ratio,  # a float in [0, 1) is a share of all steps in transformers 5
         weight_decay=t.weight_decay,
@@ -246,7 +245,7 @@ def build_trainer(
     precision: str,
     loss_function: Any = None,
 ) -> Trainer:
-    optimizer = build_optimizer(model, cfg.learning_rate(), cfg.train.weight_decay, cfg.method.llrd)
+    optimizer = build_optimizer(model, learning_rate(cfg), cfg.train.weight_decay, cfg.method.llrd)
     args = training_arguments(cfg, run_dir / "checkpoints", precision, task)
     trainer_class = (
         TunelabSeq2SeqTrainer if isinstance(args, Seq2SeqTrainingArguments) else TunelabTrainer
@@ -272,11 +271,8 @@ def build_trainer(
     tensorboard = TensorBoardCallback()
     tensorboard.logging_dir = str(run_dir / "logs" / "tensorboard")  # `tensorboard --logdir runs`
     trainer.add_callback(tensorboard)
-    if cfg.method.name == "gradual_unfreeze":
-        steps_per_epoch = len(trainer.get_train_dataloader()) // cfg.train.grad_accum
-        trainer.add_callback(
-            GradualUnfreezing(layer_map(model), cfg.method.gradual.every_steps, steps_per_epoch)
-        )
+    for callback in method_for(cfg).callbacks(model, trainer, cfg):  # e.g. gradual unfreezing
+        trainer.add_callback(callback)
     if cfg.train.early_stopping_patience is not None:
         trainer.add_callback(
             EarlyStoppingCallback(early_stopping_patience=cfg.train.early_stopping_patience)

@@ -19,24 +19,24 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from tunelab.config import RunConfig
 from tunelab.console import say
 from tunelab.errors import ConfigError, DataError
-from tunelab.inference import Predictor
 from tunelab.io import atomic_write_json, write_table
+from tunelab.runs import load_predictor
+from tunelab.tasks import TASKS, task_for, task_spec
+from tunelab.workflows.check import check
+from tunelab.workflows.train import train
 
 SUMMARY_METRICS = ("accuracy", "macro_f1", "weighted_f1")
 
 
 def cross_validate(cfg: RunConfig, folds: int) -> dict[str, Any]:
     """Train one run per fold; returns per-fold metrics, mean ± std and the out-of-fold file."""
-    from tunelab.pipeline import train
-    from tunelab.tasks import task_for
-
     if folds < 2:
         raise ConfigError(f"--folds must be at least 2; got {folds}.")
-    if cfg.task.type != "classification":
+    if cfg.task.type in TASKS and task_spec(cfg.task.type).output != "labels":
         raise ConfigError(
             f"cross-validation serves classification runs; this config is {cfg.task.type}."
         )
-    cfg = cfg.validated()
+    cfg = check(cfg)
     data = task_for(cfg).prepare_data(cfg)
     names = data.labels.names
     pool = pd.concat([data.splits["train"], data.splits["validation"]], ignore_index=True)
@@ -76,7 +76,7 @@ def cross_validate(cfg: RunConfig, folds: int) -> dict[str, Any]:
         _write_split(fold_held, files / f"fold-{number}-validation.jsonl")
         fold_cfg = _fold_config(cfg, files, number, test_file, root, grouped)
         result = train(fold_cfg)
-        predictor = Predictor.from_run_dir(result.run_dir, cfg.train.eval_batch_size)
+        predictor = load_predictor(result.run_dir, cfg.train.eval_batch_size)
         ids, probabilities = predictor.predict(fold_held["text"].tolist())
         out_of_fold.append(
             pd.DataFrame(
@@ -117,7 +117,6 @@ def cross_validate(cfg: RunConfig, folds: int) -> dict[str, Any]:
 
 def repeat_seeds(cfg: RunConfig, seeds: int) -> dict[str, Any]:
     """The same run with seeds seed, seed+1, …: mean ± std and the spread of each test metric."""
-    from tunelab.pipeline import train
 
     if seeds < 2:
         raise ConfigError(f"--seeds must be at least 2 to show a spread; got {seeds}.")

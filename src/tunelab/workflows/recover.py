@@ -37,13 +37,14 @@ class KeepPruned(TrainerCallback):
 
 def recover(run_dir: Path, model: Any, tokenizer: Any, epochs: float) -> tuple[Any, dict[str, Any]]:
     """Fine-tune the pruned `model` for `epochs` on the run's training split; returns it and a record."""
-    import tunelab
-    from tunelab.config import build_config
-    from tunelab.inference import load_run_model
-    from tunelab.pipeline import _run_config, run_test_split
+    from tunelab.methods import learning_rate
+    from tunelab.runs import RunDir, load_run_model
+    from tunelab.workflows.check import build_checked
+    from tunelab.workflows.train import train
 
-    cfg = _run_config(run_dir)
-    run_test_split(run_dir)  # refuses when the data files changed since the run (split hashes)
+    run = RunDir(run_dir)
+    cfg = run.config()
+    run.test_split()  # refuses when the data files changed since the run (split hashes)
     with tempfile.TemporaryDirectory(prefix="tunelab-recover-") as scratch:
         start = Path(scratch) / "pruned"
         model.save_pretrained(start)
@@ -57,13 +58,13 @@ def recover(run_dir: Path, model: Any, tokenizer: Any, epochs: float) -> tuple[A
         raw["train"].update(epochs=epochs, max_steps=None, resume=False, eval_on_start=False)
         raw["eval"].update(baselines=False, forgetting=False)
         raw["output"].update(dir=scratch, name="recovery", overwrite=True, tracking="none")
-        recovery_cfg = build_config(raw)
-        result = tunelab.train(recovery_cfg, callbacks=(KeepPruned(),))
+        recovery_cfg = build_checked(raw)
+        result = train(recovery_cfg, callbacks=(KeepPruned(),))
         recovered = load_run_model(result.run_dir).eval()
     validation = result.metrics.get("validation", {})
     return recovered, {
         "epochs": epochs,
-        "lr": recovery_cfg.learning_rate(),
+        "lr": learning_rate(recovery_cfg),
         "validation": {k: v for k, v in validation.items() if isinstance(v, float)},
         "steps": result.metrics.get("training", {}).get("steps"),
         "seconds": round(result.wall_seconds, 1),

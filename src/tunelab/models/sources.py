@@ -45,7 +45,7 @@ def _package_dir(package: str, source: str) -> Path:
 
     Importing is avoided on purpose: model packages often import heavy runtimes (llama.cpp, …)
     that tunelab does not need. A package that carries only a GGUF file is converted once to a
-    plain HF checkpoint in the cache (see tunelab.convert).
+    plain HF checkpoint in the cache (see tunelab.models.convert).
     """
     module_name = package.replace("-", "_")
     if not module_name.isidentifier():
@@ -65,7 +65,7 @@ def _package_dir(package: str, source: str) -> Path:
             return candidate
     ggufs = sorted(root.glob("*.gguf"))
     if ggufs:
-        from tunelab.convert import gguf_to_checkpoint
+        from tunelab.models.convert import gguf_to_checkpoint
 
         return gguf_to_checkpoint(ggufs[0], package)
     raise ModelError(

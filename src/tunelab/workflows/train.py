@@ -1,8 +1,8 @@
-"""The workflows, each a short list of named steps: train, evaluate, predict."""
+"""`tunelab train`: validate → data → run directory → tokenizer → model → method → Trainer →
+fit → save → score → report, each step a named function below."""
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -15,33 +15,25 @@ from pathlib import Path
 from typing import Any, cast
 
 import datasets
-import pandas as pd
 import torch
-from pydantic import ValidationError
 from transformers import PreTrainedModel, Trainer, set_seed
 from transformers.utils import logging as hf_logging
 
 from tunelab.config import RunConfig, dump_yaml
 from tunelab.console import say
-from tunelab.data import SPLITS, PreparedData, load_labelled_file, read_texts
+from tunelab.data import SPLITS, PreparedData
 from tunelab.data.inspect import build_report, write_report
-from tunelab.data.stream import check_predict_request, chunk_writer, iter_text_chunks
-from tunelab.errors import ConfigError, ModelError, OutputError, RunDirError, TunelabError
+from tunelab.errors import ConfigError, OutputError, TunelabError
 from tunelab.files import check_writable_dir
-from tunelab.inference import Predictor
-from tunelab.io import (
-    atomic_directory,
-    atomic_write_json,
-    atomic_write_text,
-    finite,
-    flatten,
-    write_table,
-)
-from tunelab.methods import METHODS, count_parameters
+from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, flatten
+from tunelab.methods import count_parameters, learning_rate, method_for
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import load_tokenizer, resolve_model_dir
-from tunelab.runcard import base_card, now, split_sha256
-from tunelab.rundir import (
+from tunelab.models.precision import resolve_precision
+from tunelab.models.weights import refuse_non_finite
+from tunelab.runs import RunDir
+from tunelab.runs.card import base_card, now, split_sha256
+from tunelab.runs.place import (
     RunPlace,
     claim,
     complete_checkpoints,
@@ -53,14 +45,12 @@ from tunelab.rundir import (
     resume_checkpoint,
     stale_status,
 )
-from tunelab.tasks import Task, task_for
-from tunelab.tasks.classification import score_split
-from tunelab.tracking import check_tracking, track_run
-from tunelab.training.guards import refuse_non_finite
+from tunelab.tasks import Task, task_for, task_spec
 from tunelab.training.memory import PeakMemory
 from tunelab.training.memory import estimate as estimate_memory
-from tunelab.training.precision import resolve_precision
+from tunelab.training.tracking import check_tracking, track_run
 from tunelab.training.trainer import build_trainer, resume_training
+from tunelab.workflows.check import check
 
 
 @dataclass
@@ -242,21 +232,20 @@ def _measured_memory(session: TrainingSession) -> dict[str, Any]:
 
 def prepare_training(cfg: RunConfig) -> TrainingSession:
     """Validate → data → run directory → tokenizer → model → method → Trainer."""
-    cfg = cfg.validated()
+    cfg = check(cfg)
     check_tracking(cfg)
     hf_logging.set_verbosity_error()  # load reports and deprecations would drown the progress lines
     hf_logging.disable_progress_bar()
     if not sys.stderr.isatty():  # bars only help on a terminal; in logs they are noise
         datasets.disable_progress_bars()
     task = task_for(cfg)
-    method = METHODS.get(cfg.method.name)
+    method = method_for(cfg)
     precision = resolve_precision(cfg.train.precision)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
     data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
     model_dir = resolve_model_dir(cfg.model.name)
-    _check_max_length(cfg, model_dir)
     place = _claim_run_dir(cfg)
     run_dir = place.work
     card = _start_card(cfg, run_dir, data, precision, model_dir)
@@ -275,7 +264,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     params = count_parameters(model)
     say(
         f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
-        f"({params['trainable_share']:.1%}), method {cfg.method.name}, lr {cfg.learning_rate():g}, precision {precision}"
+        f"({params['trainable_share']:.1%}), method {cfg.method.name}, lr {learning_rate(cfg):g}, precision {precision}"
     )
     encoded = task.tokenize(tokenizer, data, cfg)
     preflight = getattr(task, "preflight", None)
@@ -319,7 +308,7 @@ def _announce_memory(
         longest,
         precision,
         cfg.train.gradient_checkpointing,
-        lm_head=cfg.task.type != "classification",
+        lm_head=task_spec(cfg.task.type).lm_head,
     )
     say(
         f"memory estimate: {estimate['total']:,.0f} MB = weights {estimate['weights']:,.0f} + gradients "
@@ -344,216 +333,9 @@ def _extend_vocabulary(
     return added
 
 
-def inspect_data(cfg: RunConfig) -> dict[str, Any]:
-    """The data report of `tunelab data inspect`: counts, duplicates, leakage, lengths, warnings."""
-    cfg = cfg.validated()
-    data = task_for(cfg).prepare_data(cfg)
-    try:
-        tokenizer = load_tokenizer(resolve_model_dir(cfg.model.name), cfg.model)
-    except ModelError:
-        tokenizer = None  # lengths in words only; the report says which tokenizer was used
-    return build_report(data, tokenizer, cfg.data.max_length)
-
-
-def evaluate(
-    run_dir: str | Path,
-    data_file: str | Path | None = None,
-    text_column: str | None = None,
-    label_column: str | None = None,
-) -> dict[str, Any]:
-    """Score a finished run on its own test split, or on another labelled file (`data_file`).
-
-    `text_column`/`label_column` name the columns of `data_file` (else the run's settings, or
-    auto-detection by the common names); its problems advise --text-column/--label-column.
-    """
-    from tunelab.data.load import EVALUATE, check_data_file
-
-    run_dir = Path(run_dir)
-    cfg = _run_config(run_dir)
-    _require_classification(cfg, run_dir, "evaluate")
-    if data_file is not None:
-        check_data_file(data_file, what="--data file", advice=EVALUATE)
-    elif text_column is not None or label_column is not None:
-        raise ConfigError("--text-column and --label-column go with --data FILE.")
-    predictor = Predictor.from_run_dir(run_dir, cfg.train.eval_batch_size)
-    if data_file is None:
-        frame, name = run_test_split(run_dir), "test"
-    else:
-        columns = {
-            k: v
-            for k, v in (("text_column", text_column), ("label_column", label_column))
-            if v is not None
-        }
-        frame, name = (
-            load_labelled_file(
-                data_file, cfg.data.model_copy(update=columns), predictor.labels, EVALUATE
-            ),
-            Path(data_file).stem,
-        )
-    report = score_split(predictor, frame)
-    report["data"] = str(data_file) if data_file else "the run's test split"
-    atomic_write_json(run_dir / "evaluations" / f"{name}.json", report)
-    return report
-
-
-def run_test_split(run_dir: str | Path) -> pd.DataFrame:
-    """A run's own test split, rebuilt from its config; refused if its data files changed since."""
-    run_dir = Path(run_dir)
-    cfg = _run_config(run_dir)
-    data = task_for(cfg).prepare_data(cfg)
-    _check_same_split(run_dir, data)
-    return data.splits["test"]
-
-
-def predict(
-    run_dir: str | Path,
-    texts: list[str] | None = None,
-    input_file: str | Path | None = None,
-    output_file: str | Path | None = None,
-    text_column: str | None = None,
-    batch_size: int = 64,
-    chunk_rows: int = 10_000,
-    load_in: str | None = None,
-) -> pd.DataFrame:
-    """Label texts (given directly or in a file) in memory: the rows plus label and probabilities.
-
-    Also written to `output_file` (.csv or .jsonl) when given. For files too large for memory,
-    `predict_file` streams them chunk by chunk (what `tunelab predict --input` runs).
-    """
-    if (texts is None) == (input_file is None):
-        raise ConfigError(
-            "give either texts or an input file to predict, not both and not neither."
-        )
-    check_predict_request(input_file, output_file, batch_size, chunk_rows, texts)
-    predictor = _predictor(run_dir, batch_size, load_in)
-    if texts is not None:
-        frame = label_frame(predictor, pd.DataFrame({"text": texts}), "text")
-    else:
-        assert input_file is not None
-        chunks = iter_text_chunks(input_file, text_column, chunk_rows)
-        frame = pd.concat(
-            [label_frame(predictor, chunk, column) for chunk, column in chunks], ignore_index=True
-        )
-    if output_file is not None:
-        with chunk_writer(output_file) as writer:
-            writer.write(frame)
-    return frame
-
-
-def predict_file(
-    run_dir: str | Path,
-    input_file: str | Path,
-    output_file: str | Path | None,
-    text_column: str | None = None,
-    batch_size: int = 64,
-    chunk_rows: int = 10_000,
-    progress: Any = None,
-    load_in: str | None = None,
-) -> int:
-    """Stream a file through the model; write CSV/JSONL (or print JSONL); returns the rows done.
-
-    `progress(done_rows)` is called after every chunk (the CLI draws its bar with it).
-    """
-    check_predict_request(input_file, output_file, batch_size, chunk_rows)
-    predictor = _predictor(run_dir, batch_size, load_in)
-    chunks = iter_text_chunks(input_file, text_column, chunk_rows)
-    done = 0
-    if output_file is None:
-        for chunk, column in chunks:
-            for record in label_frame(predictor, chunk, column).to_dict(orient="records"):
-                print(
-                    json.dumps(finite(record), ensure_ascii=False, default=float, allow_nan=False)
-                )
-            done += len(chunk)
-            if progress:
-                progress(done)
-        return done
-    with chunk_writer(output_file) as writer:
-        for chunk, column in chunks:
-            writer.write(label_frame(predictor, chunk, column))
-            done += len(chunk)
-            if progress:
-                progress(done)
-    return done
-
-
-def _predictor(run_dir: str | Path, batch_size: int, load_in: str | None = None) -> Predictor:
-    hf_logging.disable_progress_bar()  # a weight-loading bar would mix with output and errors
-    run_path = Path(run_dir)
-    if (run_path / "config.yaml").is_file():
-        _require_classification(_run_config(run_path), run_path, "predict")
-    return Predictor.from_run_dir(run_dir, batch_size, load_in)
-
-
-def label_frame(predictor: Predictor, frame: pd.DataFrame, column: str) -> pd.DataFrame:
-    """The frame with label, probability and one prob_<label> column per class.
-
-    An input column with one of those names (a labelled file's own 'label') is kept as
-    input_<name>, never silently replaced by the prediction.
-    """
-    ids, probabilities = predictor.predict(frame[column].astype(str).tolist())
-    produced = {"label", "probability", *(f"prob_{name}" for name in predictor.labels.names)}
-    out = frame.rename(columns={c: f"input_{c}" for c in frame.columns if c in produced})
-    out["label"] = [predictor.labels.names[i] for i in ids]
-    out["probability"] = probabilities.max(-1)
-    for j, name in enumerate(predictor.labels.names):
-        out[f"prob_{name}"] = probabilities[:, j]
-    return out
-
-
-def generate(
-    run_dir: str | Path,
-    prompts: list[str] | None = None,
-    input_file: str | Path | None = None,
-    output_file: str | Path | None = None,
-    column: str | None = None,
-    max_new_tokens: int | None = None,
-    batch_size: int = 8,
-) -> pd.DataFrame:
-    """Generate for prompts (given directly or in a file); write CSV or JSONL when `output_file` is set."""
-    from tunelab.data.pairs import SOURCE_COLUMN_NAMES
-    from tunelab.generator import Generator
-
-    run_path = Path(run_dir)
-    if (prompts is None) == (input_file is None):
-        raise ConfigError(
-            "give either prompts or an input file to generate from, not both and not neither."
-        )
-    generator = Generator.from_run_dir(run_path, _run_config(run_path))
-    if input_file is not None:
-        frame, name = read_texts(input_file, column, candidates=SOURCE_COLUMN_NAMES)
-        texts = frame[name].astype(str).tolist()
-    else:
-        frame = pd.DataFrame({"prompt": prompts})
-        texts = list(prompts or [])
-    out = frame.copy()
-    out["generated"] = generator.generate(texts, batch_size, max_new_tokens)
-    if output_file is not None:
-        write_table(out, Path(output_file))
-    return out
-
-
-def _check_max_length(cfg: RunConfig, model_dir: Path) -> None:
-    from transformers import AutoConfig
-
-    limit = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
-    if isinstance(limit, int) and cfg.data.max_length > limit:
-        raise ConfigError(
-            f"data.max_length must be at most {limit} for {cfg.model.name}; got {cfg.data.max_length}. Set data.max_length={limit} or less."
-        )
-
-
-def _require_classification(cfg: RunConfig, run_dir: Path, command: str) -> None:
-    if cfg.task.type != "classification":
-        raise RunDirError(
-            f"{run_dir} is a {cfg.task.type} run; `tunelab {command}` serves classification runs. "
-            "Its perplexities (and generation scores) are in metrics.json; `tunelab generate` writes text with it."
-        )
-
-
 def _check_same_config(run_dir: Path, cfg: RunConfig) -> None:
     """A resumed run must be the interrupted run: any changed setting (but train.resume) is refused."""
-    before = flatten(_run_config(run_dir).to_dict())
+    before = flatten(RunDir(run_dir).config().to_dict())
     now_ = flatten(cfg.to_dict())
     changed = sorted(
         k
@@ -587,7 +369,7 @@ def _start_card(
     splits = {split: split_sha256(data.splits[split]) for split in SPLITS}
     previous: dict[str, Any] = {}
     if cfg.train.resume:
-        previous = json.loads((run_dir / "run_card.json").read_text(encoding="utf-8"))
+        previous = RunDir(run_dir).previous_card()
         if previous.get("split_sha256") not in (None, splits):
             raise ConfigError(
                 f"train.resume: the data changed since {run_dir} was started (its splits differ). "
@@ -625,31 +407,4 @@ def _describe_data(data: PreparedData) -> None:
     say(f"data: {described}; " + ", ".join(parts))
 
 
-def _run_config(run_dir: Path) -> RunConfig:
-    if not (run_dir / "config.yaml").is_file():
-        raise RunDirError(
-            f"{run_dir} is not a tunelab run directory (no config.yaml). Pass the directory `tunelab train` printed."
-        )
-    # Schema only: a finished run must not need its training files or base model to exist anymore.
-    from tunelab.config import read_yaml
-
-    try:
-        return RunConfig.model_validate(read_yaml(run_dir / "config.yaml"))
-    except ValidationError as exc:
-        raise RunDirError(
-            f"{run_dir}/config.yaml is not a valid run config ({exc.error_count()} problems). Re-run training."
-        ) from None
-
-
-def _check_same_split(run_dir: Path, data: PreparedData) -> None:
-
-    card = json.loads((run_dir / "run_card.json").read_text(encoding="utf-8"))
-    recorded = card.get("split_sha256", {}).get("test")
-    if recorded and recorded != split_sha256(data.splits["test"]):
-        raise RunDirError(
-            f"{run_dir}: the data files changed since this run, so its test split cannot be rebuilt. "
-            "Pass the labelled file to score with --data."
-        )
-
-
-__all__ = ["TrainResult", "evaluate", "inspect_data", "predict", "train"]
+__all__ = ["TrainResult", "TrainingSession", "prepare_training", "train"]

@@ -13,198 +13,32 @@ from __future__ import annotations
 
 import fcntl
 import itertools
-import math
 import multiprocessing
-from pathlib import Path
 from typing import Any
 
 import optuna
-from transformers import TrainerCallback
 
-from tunelab.config import ParamSpec, RunConfig, apply_override, build_config, dump_yaml
+from tunelab.config import RunConfig, build_config, dump_yaml
 from tunelab.console import say
 from tunelab.errors import ConfigError
 from tunelab.io import atomic_write_json, atomic_write_text, write_table
+from tunelab.workflows.check import check
+from tunelab.workflows.search_study import (
+    announce,
+    make_objective,
+    objective_metric,
+    open_study,
+    search_dir,
+    total_trials,
+    trial_config,
+)
 
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-optuna.logging.set_verbosity(optuna.logging.WARNING)  # tunelab prints one line per trial itself
-
-
-def search_dir(cfg: RunConfig) -> Path:
-    return Path(cfg.output.dir) / f"{cfg.output.name or 'search'}-search"
-
-
-def objective_metric(cfg: RunConfig) -> tuple[str, str]:
-    """(metric, direction) of the search."""
-    from tunelab.tasks import task_for
-
-    task = task_for(cfg)
-    metric = cfg.search.metric or task.best_metric(cfg)
-    return metric, "maximize" if task.greater_is_better(metric) else "minimize"
-
-
-def suggest(trial: optuna.Trial, space: dict[str, ParamSpec]) -> dict[str, Any]:
-    values: dict[str, Any] = {}
-    for key, spec in space.items():
-        if spec.type == "choice":
-            assert spec.values is not None
-            values[key] = trial.suggest_categorical(key, spec.values)
-        elif spec.type == "int":
-            assert spec.low is not None and spec.high is not None
-            values[key] = trial.suggest_int(key, int(spec.low), int(spec.high), log=spec.log)
-        else:
-            assert spec.low is not None and spec.high is not None
-            values[key] = trial.suggest_float(
-                key, spec.low, spec.high, log=spec.type == "loguniform"
-            )
-    return values
-
-
-def trial_config(cfg: RunConfig, values: dict[str, Any], name: str) -> RunConfig:
-    """The base config with the trial's values at their keys, run in the search directory."""
-    raw = cfg.to_dict()
-    raw.pop("search")
-    for key, value in values.items():
-        apply_override(raw, f"{key}={_yaml_value(value)}")
-    raw["output"].update(dir=str(search_dir(cfg) / "trials"), name=name, overwrite=True)
-    raw["eval"].update(baselines=False, forgetting=False, generate_before=False)
-    return build_config(raw)
-
-
-def _yaml_value(value: Any) -> str:
-    import yaml
-
-    return yaml.safe_dump(value, default_flow_style=True).strip().removesuffix("...").strip()
-
-
-class PruneOnValidation(TrainerCallback):
-    """Report each validation value to the trial; stop the run when the pruner says so."""
-
-    def __init__(self, trial: optuna.Trial, metric: str) -> None:
-        self.trial, self.metric = trial, metric
-
-    def on_evaluate(
-        self, args: Any, state: Any, control: Any, metrics: Any = None, **kwargs: Any
-    ) -> None:
-        value = (metrics or {}).get(f"eval_{self.metric}")
-        if value is None:
-            return
-        # Steps are hundredths of an epoch: trials with other batch sizes are compared at the
-        # same amount of data seen, not at the same optimizer step.
-        step = round(100 * (state.epoch or 0))
-        self.trial.report(float(value), step=step)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(
-                f"pruned at epoch {step / 100:.2f} with {self.metric} {value:.4f}"
-            )
-
-
-def run_trial(
-    cfg: RunConfig, values: dict[str, Any], number: int, metric: str, callback: TrainerCallback
-) -> tuple[float, dict[str, Any]]:
-    """Train (or cross-validate) one trial: its objective value and facts for the leaderboard.
-
-    `callback` sees every validation; it reports to the pruner (Optuna's or Ray Tune's).
-    """
-    from tunelab.pipeline import train
-
-    run_cfg = trial_config(cfg, values, f"trial-{number:03d}")
-    say(f"trial {number}: {values}")
-    if cfg.search.cv_folds:
-        from tunelab.evaluation.repeats import cross_validate
-
-        summary = cross_validate(run_cfg, cfg.search.cv_folds)
-        validation = summary["validation"][metric]
-        return float(validation["mean"]), {"cv_std": validation["std"]}
-    result = train(run_cfg, callbacks=(callback,))
-    facts: dict[str, Any] = {"run_dir": str(result.run_dir)}
-    test = result.metrics.get("test", {})
-    if isinstance(test.get(metric), (int, float)):
-        facts[f"test_{metric}"] = float(test[metric])
-    best = result.metrics["training"]["best_validation_metric"].get(metric)
-    if best is None:
-        raise ConfigError(
-            f"search.metric '{metric}' was never logged on validation; pick another metric."
-        )
-    return float(best), facts
-
-
-def make_objective(cfg: RunConfig, metric: str) -> Any:
-    def objective(trial: optuna.Trial) -> float:
-        values = suggest(trial, cfg.search.space)
-        value, facts = run_trial(
-            cfg, values, trial.number, metric, PruneOnValidation(trial, metric)
-        )
-        for key, fact in facts.items():
-            trial.set_user_attr(key, fact)
-        return value
-
-    return objective
-
-
-def open_study(cfg: RunConfig, direction: str) -> optuna.Study:
-    return optuna.create_study(
-        storage=study_storage(cfg),
-        study_name=study_name(cfg),
-        direction=direction,  # type: ignore[arg-type]
-        sampler=make_sampler(cfg),
-        pruner=_pruner(cfg),
-        load_if_exists=True,
-    )
-
-
-def study_name(cfg: RunConfig) -> str:
-    return cfg.output.name or "search"
-
-
-def study_storage(cfg: RunConfig) -> optuna.storages.RDBStorage:
-    root = search_dir(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    url = cfg.search.storage or f"sqlite:///{(root / 'study.db').resolve()}"
-    try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
-        )
-    except Exception as exc:  # SQLAlchemy raises many types for a bad URL or an unreachable server
-        first = str(exc).strip().splitlines()[0][:200]
-        raise ConfigError(
-            f"search.storage '{url}' cannot be opened: {first}. Check the URL and that the database is reachable."
-        ) from None
-
-
-def make_sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:
-    seed = cfg.train.seed
-    if cfg.search.strategy in (
-        "grid",
-        "random",
-    ):  # grid: every point is enqueued (see _enqueue_grid)
-        return optuna.samplers.RandomSampler(seed=seed)
-    return optuna.samplers.TPESampler(seed=seed)
-
-
-def _pruner(cfg: RunConfig) -> optuna.pruners.BasePruner:
-    warmup = round(100 * cfg.search.prune_after_epochs)  # reported steps are hundredths of an epoch
-    if cfg.search.pruner == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup)
-    if cfg.search.pruner == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(warmup, 1))
-    return optuna.pruners.NopPruner()
-
-
-def total_trials(cfg: RunConfig) -> int:
-    if cfg.search.n_trials:
-        return cfg.search.n_trials
-    if cfg.search.strategy == "grid":
-        return math.prod(len(spec.values or []) for spec in cfg.search.space.values())
-    raise ConfigError(
-        "search.n_trials is required for random and bayesian search; set it, e.g. 12."
-    )
 
 
 def run_search(cfg: RunConfig, resume: bool = False, workers: int = 1) -> dict[str, Any]:
     """Run (or resume) the study until search.n_trials trials have finished; returns the summary."""
-    cfg = cfg.validated()
+    cfg = check(cfg)
     if not cfg.search.space:
         raise ConfigError(
             "search.space is empty; add at least one key, e.g. train.lr: {type: loguniform, low: 1e-5, high: 3e-4}."
@@ -222,7 +56,7 @@ def run_search(cfg: RunConfig, resume: bool = False, workers: int = 1) -> dict[s
     elif cfg.search.strategy == "grid":
         _enqueue_grid(study, cfg)
     if cfg.search.backend == "ray":
-        from tunelab.search_ray import run_on_ray
+        from tunelab.workflows.search_ray import run_on_ray
 
         run_on_ray(cfg, metric, direction, target, workers)
     elif workers > 1:
@@ -277,15 +111,6 @@ def _optimize(study: optuna.Study, cfg: RunConfig, metric: str, target: int) -> 
         announce(study, study.trials[trial.number])
 
 
-def announce(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    if trial.state == optuna.trial.TrialState.COMPLETE:
-        say(
-            f"trial {trial.number} finished: {trial.value:.4f} (best so far {study.best_value:.4f})"
-        )
-    elif trial.state == optuna.trial.TrialState.PRUNED:
-        say(f"trial {trial.number} pruned at epoch {(trial.last_step or 0) / 100:.2f}")
-
-
 def _enqueue_grid(study: optuna.Study, cfg: RunConfig) -> None:
     """Every grid point as a queued trial: workers pop them one by one, so none runs twice.
 
@@ -294,10 +119,6 @@ def _enqueue_grid(study: optuna.Study, cfg: RunConfig) -> None:
     keys = list(cfg.search.space)
     for point in itertools.product(*(cfg.search.space[k].values or [] for k in keys)):
         study.enqueue_trial(dict(zip(keys, point, strict=True)))
-
-
-def finished_count(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=FINISHED))
 
 
 def _retry_interrupted(study: optuna.Study) -> None:

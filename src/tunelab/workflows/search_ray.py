@@ -23,7 +23,7 @@ from transformers import TrainerCallback
 from tunelab.config import RunConfig, build_config
 from tunelab.console import say
 from tunelab.errors import TunelabError
-from tunelab.search import (
+from tunelab.workflows.search_study import (
     announce,
     finished_count,
     make_sampler,

@@ -7,21 +7,17 @@ template (checked against the training rendering) for instruction runs.
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import GenerationConfig as HFGenerationConfig
 from transformers import StoppingCriteria, StoppingCriteriaList
 
-from tunelab.config import ModelConfig, RunConfig
+from tunelab.config import RunConfig
+from tunelab.data import chat_format
 from tunelab.errors import RunDirError
-from tunelab.generation import generate, hf_generation_config
-from tunelab.inference import load_run_model
-from tunelab.io import read_json
-from tunelab.models import load_tokenizer
-from tunelab.tasks import chat_format
-from tunelab.training.precision import autocast, resolve_precision
+from tunelab.inference.generation import generate, hf_generation_config
+from tunelab.models.precision import autocast
 
 
 class Generator:
@@ -31,27 +27,6 @@ class Generator:
         self.model, self.tokenizer, self.cfg = model, tokenizer, cfg
         self.chat = chat
         self.precision = precision
-
-    @classmethod
-    def from_run_dir(
-        cls, run_dir: str | Path, cfg: RunConfig, load_in: str | None = None
-    ) -> Generator:
-        run_dir = Path(run_dir)
-        model_dir = run_dir / "model"
-        card = read_json(run_dir / "run_card.json") or {}
-        task = card.get("task")
-        chat = (model_dir / chat_format.PROMPT_FILE).is_file()
-        if task not in ("seq2seq", "causal_lm") or (task == "causal_lm" and not chat):
-            raise RunDirError(
-                f"{run_dir} is a {task} run without a generation prompt format; `tunelab generate` serves "
-                "seq2seq and instruction-tuned causal_lm runs."
-            )
-        tokenizer = load_tokenizer(model_dir, ModelConfig(name=str(model_dir)))
-        if chat:
-            chat_format.check_saved_template(model_dir, tokenizer)
-        model = load_run_model(run_dir, load_in).eval()
-        precision = resolve_precision("auto") if card.get("precision") == "bf16" else "fp32"
-        return cls(model, tokenizer, cfg, chat, precision)
 
     @property
     def default_max_new_tokens(self) -> int:

@@ -26,9 +26,10 @@ from tunelab.console import say
 from tunelab.deploy.card import write_model_card
 from tunelab.deploy.measure import measure_against_run
 from tunelab.errors import ConfigError, RunDirError
-from tunelab.inference import load_run_model
-from tunelab.io import atomic_directory, atomic_write_json, read_json
+from tunelab.io import atomic_directory, atomic_write_json
 from tunelab.models import load_tokenizer
+from tunelab.runs import RunDir, load_run_model
+from tunelab.tasks import task_spec
 
 FORMATS = ("auto", "hf", "merged", "onnx")
 QUANTIZATIONS = ("int8",)
@@ -58,11 +59,9 @@ def export_run(
     `fmt="auto"` merges a LoRA/IA3 adapter and copies anything else as it is.
     """
     run_dir, out_dir = Path(run_dir), Path(out_dir)
-    card = read_json(run_dir / "run_card.json")
-    if card is None or not (run_dir / "model").is_dir():
-        raise RunDirError(
-            f"{run_dir} is not a finished tunelab run (no run_card.json or model/). Pass the directory `tunelab train` printed."
-        )
+    source = RunDir(run_dir)
+    card = source.card()
+    source.require_model()
     _check_request(run_dir, out_dir, fmt, quantize, prune, card.get("task", "classification"))
     _check_not_an_export(run_dir)
     if recover_epochs is not None and not (prune and recover_epochs > 0):
@@ -111,7 +110,7 @@ def export_run(
         record["pruning"] = prune_global_magnitude(model, prune)
         if recover_epochs:
             from tunelab.deploy.prune import body_linears, measured_sparsity
-            from tunelab.deploy.recover import recover
+            from tunelab.workflows.recover import recover
 
             model, record["recovery"] = recover(run_dir, model, tokenizer, recover_epochs)
             record["pruning"].update(measured_sparsity(model, body_linears(model)))
@@ -170,7 +169,7 @@ def _check_request(
         raise ConfigError(
             f"--prune is the share of weights to zero, above 0 and below 1; got {prune}."
         )
-    if (fmt == "onnx" or quantize) and task != "classification":
+    if (fmt == "onnx" or quantize) and task_spec(task).output != "labels":
         raise ConfigError(
             f"{run_dir} is a {task} run; ONNX and int8 exports cover classification runs. Use --format hf or merged."
         )
@@ -186,12 +185,12 @@ def _check_request(
 
 
 def _check_not_an_export(run_dir: Path) -> None:
-    from tunelab.deploy.int8 import INT8_FILE
-    from tunelab.deploy.onnx import ONNX_FILE
+    from tunelab.inference.int8 import INT8_FILE
+    from tunelab.inference.onnx import ONNX_FILE
 
     for name in (ONNX_FILE, INT8_FILE):
         if (run_dir / "model" / name).is_file():
-            source = (read_json(run_dir / "export.json") or {}).get("run", "the original run")
+            source = (RunDir(run_dir).export_record() or {}).get("run", "the original run")
             raise RunDirError(
                 f"{run_dir} is already a compressed export ({name}); export from the run it came from: {source}."
             )
@@ -211,7 +210,7 @@ def _write_onnx(
     model: Any, tokenizer: Any, probe: Any, model_dir: Path, quantize: str | None
 ) -> dict[str, Any]:
     """Export, verify the fp32 graph against PyTorch on probes of several shapes, then quantize."""
-    from tunelab.deploy.onnx import ONNX_FILE, OnnxClassifier, export_classifier, quantize_int8
+    from tunelab.inference.onnx import ONNX_FILE, OnnxClassifier, export_classifier, quantize_int8
 
     path = model_dir / ONNX_FILE
     export_classifier(model, dict(probe), path)
@@ -244,7 +243,7 @@ def _write_onnx(
 def _write_int8(model: Any, probe: Any, model_dir: Path) -> dict[str, Any]:
     from transformers import AutoModelForSequenceClassification
 
-    from tunelab.deploy.int8 import load_int8, quantize_dynamic_int8, save_int8
+    from tunelab.inference.int8 import load_int8, quantize_dynamic_int8, save_int8
 
     quantized = quantize_dynamic_int8(model)
     layers = save_int8(quantized, model_dir)

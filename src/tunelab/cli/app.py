@@ -1,4 +1,6 @@
-"""The `tunelab` command: each subcommand is one call into the library.
+"""The `tunelab` command: each subcommand parses its arguments, calls one workflow and renders
+the result (tables are `render`). Workflows are imported inside the commands, so `tunelab --help`
+loads no torch.
 
 User errors (TunelabError) print as one line on stderr with exit code 2; bugs keep their traceback.
 """
@@ -7,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -16,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from tunelab.cli.render import print_spread, print_summary
 from tunelab.console import console, errors
 from tunelab.errors import ConfigError, TunelabError
 
@@ -65,14 +67,13 @@ def train(
     ] = 1,
 ) -> None:
     """Fine-tune as CONFIG says; prints baseline vs fine-tuned metrics and the run directory."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.config import load_config
-    from tunelab.pipeline import train as run_training
+    from tunelab.workflows.check import load_checked as load_config
+    from tunelab.workflows.train import train as run_training
 
     extra = ["train.resume=true"] if resume else []
     cfg = load_config(config, [*(overrides or []), *extra])
     if seeds > 1:
-        from tunelab.evaluation.repeats import repeat_seeds
+        from tunelab.workflows.repeats import repeat_seeds
 
         print_spread(repeat_seeds(cfg, seeds)["test"], f"test metrics over {seeds} seeds")
         return
@@ -88,9 +89,8 @@ def cv(
     folds: Annotated[int, typer.Option("--folds", help="number of stratified folds")] = 5,
 ) -> None:
     """k-fold cross-validation: per-fold metrics, mean ± std, out-of-fold predictions."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.config import load_config
-    from tunelab.evaluation.repeats import cross_validate
+    from tunelab.workflows.check import load_checked as load_config
+    from tunelab.workflows.repeats import cross_validate
 
     summary = cross_validate(load_config(config, overrides), folds)
     table = Table(title=f"{folds}-fold cross-validation (validation fold of each run)")
@@ -108,15 +108,6 @@ def cv(
     print_spread(summary["validation"], "validation folds")
     print_spread(summary["test"], "the fixed test split, per fold model")
     console.print(f"out-of-fold predictions: {summary['out_of_fold_file']}")
-
-
-def print_spread(stats: dict[str, dict[str, float]], title: str) -> None:
-    table = Table(title=title)
-    for column in ("metric", "mean", "std", "min", "max"):
-        table.add_column(column, justify="left" if column == "metric" else "right")
-    for metric, s in stats.items():
-        table.add_row(metric, *(f"{s[k]:.4f}" for k in ("mean", "std", "min", "max")))
-    console.print(table)
 
 
 @app.command()
@@ -137,8 +128,7 @@ def evaluate(
     ] = None,
 ) -> None:
     """Score a trained run on its test split or on another labelled file."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.pipeline import evaluate as run_evaluation
+    from tunelab.workflows.evaluate import evaluate as run_evaluation
 
     report = run_evaluation(run_dir, data, text_column, label_column)
     table = Table(title=f"{run_dir} on {report['data']} ({report['rows']} rows)")
@@ -184,9 +174,8 @@ def predict(
     A file is streamed (--chunk-rows rows at a time, with a progress bar), so its size is not
     bounded by memory; --output is written to a temporary name and renamed when complete.
     """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.pipeline import predict as run_prediction
-    from tunelab.pipeline import predict_file
+    from tunelab.workflows.predict import predict as run_prediction
+    from tunelab.workflows.predict import predict_file
 
     if input is not None and text:
         raise ConfigError("give either --text or --input, not both.")
@@ -263,8 +252,7 @@ def export(
     ] = None,
 ) -> None:
     """Write a standalone copy of a run's model, checked against the run, with export.json and model_card.md."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.deploy.export import export_run
+    from tunelab.workflows.export import export_run
 
     if merge and format not in ("auto", "merged"):
         raise ConfigError(f"--merge means --format merged; it cannot go with --format {format}.")
@@ -303,8 +291,7 @@ def generate(
     batch_size: Annotated[int, typer.Option(help="prompts per generate call")] = 8,
 ) -> None:
     """Generate with a trained generative run, prompts laid out as in training."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.pipeline import generate as run_generation
+    from tunelab.workflows.generate import generate as run_generation
 
     frame = run_generation(run_dir, prompt, input, output, column, max_new_tokens, batch_size)
     if output is not None:
@@ -361,7 +348,6 @@ def serve(
     ] = 1000,
 ) -> None:
     """Serve a run over HTTP: /v1/predict, or OpenAI-style /v1/completions and /v1/chat/completions."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from tunelab.serve.app import run_server
 
     run_server(
@@ -426,11 +412,10 @@ def search(
     ] = 1,
 ) -> None:
     """Hyperparameter search (grid / random / Bayesian with pruning); leaderboard and best.yaml."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import pandas as pd
 
-    from tunelab.config import load_config
-    from tunelab.search import run_search
+    from tunelab.workflows.check import load_checked as load_config
+    from tunelab.workflows.search import run_search
 
     summary = run_search(load_config(config, overrides), resume=resume, workers=workers)
     board = pd.read_csv(summary["leaderboard"]) if Path(summary["leaderboard"]).is_file() else None
@@ -457,7 +442,8 @@ def config_show(
     config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None
 ) -> None:
     """Print the resolved config, every default included, each with the reason for it."""
-    from tunelab.config import dump_yaml, load_config
+    from tunelab.config import dump_yaml
+    from tunelab.workflows.check import load_checked as load_config
 
     print(dump_yaml(load_config(config, overrides)), end="")
 
@@ -468,7 +454,7 @@ def config_validate(
     config: Annotated[Path, typer.Argument(help="YAML run config")], overrides: Overrides = None
 ) -> None:
     """Check a config and report every problem at once (exit code 2 if any)."""
-    from tunelab.config import load_config
+    from tunelab.workflows.check import load_checked as load_config
 
     load_config(config, overrides)
     console.print(f"{config}: valid")
@@ -487,11 +473,10 @@ def data_inspect(
     ] = Path("data_report"),
 ) -> None:
     """Rows, labels, duplicates, conflicts, leakage, lengths and truncation, before any training."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from tunelab.config import load_config
     from tunelab.data.inspect import format_report, write_report
     from tunelab.files import check_writable_dir
-    from tunelab.pipeline import inspect_data
+    from tunelab.workflows.check import load_checked as load_config
+    from tunelab.workflows.inspect import inspect_data
 
     check_writable_dir(out, "--out")  # refused before the data is read, not after
     if target.suffix.lower() in (".yaml", ".yml"):
@@ -504,76 +489,6 @@ def data_inspect(
     print(format_report(report))
     json_path, html_path = write_report(report, out)
     console.print(f"wrote {json_path} and {html_path}")
-
-
-def print_summary(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
-    """Baseline vs fine-tuned on the held-out test split, the wall time and where the run is."""
-    test = metrics["test"]
-    if "perplexity_before" in test:
-        print_perplexities(metrics, wall_seconds, run_dir)
-        return
-    table = Table(title=f"held-out test split ({test['rows']} rows)")
-    table.add_column("model")
-    table.add_column("accuracy", justify="right")
-    table.add_column("macro-F1", justify="right")
-    table.add_column("fine-tuned gain in accuracy [95% CI]", justify="right")
-    comparison = metrics.get("comparison", {})
-    for name, report in metrics.get("baselines", {}).items():
-        gain = comparison.get(name, {}).get("accuracy")
-        table.add_row(
-            f"{name.replace('_', ' ')} baseline",
-            f"{report['accuracy']:.4f}",
-            f"{report['macro_f1']:.4f}",
-            f"{gain['difference']:+.4f} [{gain['ci_low']:+.4f}, {gain['ci_high']:+.4f}]"
-            if gain
-            else "",
-        )
-    table.add_row("fine-tuned", f"{test['accuracy']:.4f}", f"{test['macro_f1']:.4f}", "")
-    console.print(table)
-    validation = metrics["validation"]
-    console.print(
-        f"validation: accuracy {validation['accuracy']:.4f}, macro-F1 {validation['macro_f1']:.4f}"
-    )
-    console.print(f"wall time: {wall_seconds:.1f} s")
-    console.print(f"run directory: {run_dir}")
-    console.print(f"report: {run_dir / 'report.html'}")
-
-
-def print_perplexities(metrics: dict[str, Any], wall_seconds: float, run_dir: Path) -> None:
-    """Language-model runs: perplexity before and after training on validation and test."""
-    table = Table(title="perplexity (lower is better)")
-    unit = "blocks" if "blocks" in metrics["test"] else "examples"
-    for column in ("split", unit, "before", "after", "change"):
-        table.add_column(column, justify="left" if column == "split" else "right")
-    for split in ("validation", "test"):
-        r = metrics[split]
-        table.add_row(
-            split,
-            str(r[unit]),
-            f"{r['perplexity_before']:.2f}",
-            f"{r['perplexity_after']:.2f}",
-            f"{r['relative_change']:+.1%}",
-        )
-    console.print(table)
-    generation = metrics["test"].get("generation")
-    if generation:
-        scores = Table(title=f"generated answers on {generation['examples']} test rows")
-        names = ("rouge1", "rouge2", "rougeL", "bleu", "chrf", "exact_match")
-        scores.add_column("model")
-        for name in names:
-            scores.add_column(name, justify="right")
-        before = metrics["test"].get("generation_before")
-        if before:
-            scores.add_row("base (before)", *(f"{before[n]:.2f}" for n in names))
-        scores.add_row("fine-tuned", *(f"{generation[n]:.2f}" for n in names))
-        console.print(scores)
-        example = generation["example"]
-        console.print(f"example prompt: {example['prompt'][-300:]!r}", markup=False)
-        console.print(f"  generated: {example['prediction'][:300]!r}", markup=False)
-        console.print(f"  reference: {example['reference'][:300]!r}", markup=False)
-    console.print(f"wall time: {wall_seconds:.1f} s")
-    console.print(f"run directory: {run_dir}")
-    console.print(f"report: {run_dir / 'report.html'}")
 
 
 def main() -> None:

@@ -14,7 +14,7 @@ from transformers import GenerationConfig as HFGenerationConfig
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from tunelab.config import GenerationConfig
-from tunelab.training.precision import autocast
+from tunelab.models.precision import autocast
 
 
 def hf_generation_config(

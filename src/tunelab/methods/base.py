@@ -1,0 +1,95 @@
+"""The shape of an adaptation method: one `MethodSpec` bundles everything tunelab knows about it.
+
+A method module builds its spec and adds it to METHODS (`METHODS.add(spec.name, spec)`); no
+code outside that module asks for a method by name. What a spec carries:
+
+- `apply(model, cfg) -> model`: makes the right weights trainable (or wraps them in PEFT);
+- `default_lr`: its peak learning rate when train.lr is not set (methods that train fewer
+  weights need larger steps; measured on MiniLM/SST-2, benchmarks/RESULTS.md);
+- `adapter_only`: it saves an adapter, not the whole model (so it cannot carry new vocabulary);
+- `settings`: the `method.<key>` section that configures it, if any;
+- `load_kwargs(cfg)`: extra `from_pretrained` arguments (4-bit loading for qlora);
+- `callbacks(model, trainer, cfg)`: TrainerCallbacks it needs during training;
+- `checks(cfg)`: problems with a config that only this method can see (a CUDA GPU for qlora).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from tunelab.registry import Registry
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+
+    from tunelab.config import RunConfig
+
+Apply = Callable[["PreTrainedModel", "RunConfig"], "PreTrainedModel"]
+
+
+def _no_kwargs(cfg: RunConfig) -> dict[str, Any]:
+    return {}
+
+
+def _no_callbacks(model: Any, trainer: Any, cfg: RunConfig) -> list[Any]:
+    return []
+
+
+def _no_problems(cfg: RunConfig) -> list[str]:
+    return []
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    apply: Apply
+    default_lr: float
+    adapter_only: bool = False
+    settings: str | None = None
+    load_kwargs: Callable[[RunConfig], dict[str, Any]] = _no_kwargs
+    callbacks: Callable[[Any, Any, RunConfig], list[Any]] = _no_callbacks
+    checks: Callable[[RunConfig], list[str]] = _no_problems
+
+    def __call__(self, model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
+        return self.apply(model, cfg)
+
+
+METHODS: Registry[MethodSpec] = Registry("method", "method.name")
+
+
+def method_for(cfg: RunConfig) -> MethodSpec:
+    return METHODS.get(cfg.method.name)
+
+
+def learning_rate(cfg: RunConfig) -> float:
+    """train.lr when set, else the method's default."""
+    if cfg.train.lr is not None:
+        return cfg.train.lr
+    return METHODS.get(cfg.method.name).default_lr if cfg.method.name in METHODS else 1e-4
+
+
+def adapter_only_methods() -> frozenset[str]:
+    return frozenset(name for name, spec in METHODS.items() if spec.adapter_only)
+
+
+def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
+    """Trainable vs total parameters, printed and recorded by every run."""
+    total = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return {
+        "trainable": trainable,
+        "total": total,
+        "trainable_share": trainable / total if total else 0.0,
+    }
+
+
+__all__ = [
+    "METHODS",
+    "MethodSpec",
+    "adapter_only_methods",
+    "count_parameters",
+    "learning_rate",
+    "method_for",
+]
