@@ -37,6 +37,7 @@ lint: dev
 	$(VENV)/bin/ruff check src tests benchmarks scripts
 	$(VENV)/bin/ruff format --check src tests benchmarks scripts
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 format: dev
 	$(VENV)/bin/ruff format src tests benchmarks scripts

@@ -105,7 +105,8 @@ def lm_test_blocks(cfg, run_dir: Path) -> torch.Tensor:
     """The test split's token blocks, rebuilt from the config exactly as training built them."""
     from transformers import AutoTokenizer
 
-    from tunelab.tasks.language_model import group_into_blocks, prepare_corpus
+    from tunelab.data.blocks import group_into_blocks
+    from tunelab.tasks.language_model import prepare_corpus
 
     data = prepare_corpus(cfg.data, cfg.train.seed)
     tokenizer = AutoTokenizer.from_pretrained(run_dir / "model")

@@ -75,7 +75,7 @@ def _evaluating(model: Any) -> Iterator[torch.device]:
 
 def clm_blocks(tokenizer: PreTrainedTokenizerBase, texts: list[str], block: int) -> list[list[int]]:
     """Token-id blocks exactly as causal_lm training builds them (texts joined, tail dropped)."""
-    from tunelab.tasks.language_model import group_into_blocks
+    from tunelab.data.blocks import group_into_blocks
 
     return [list(ids) for ids in group_into_blocks(tokenizer, texts, block)["input_ids"]]
 

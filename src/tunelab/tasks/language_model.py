@@ -25,6 +25,7 @@ from transformers import (
 
 from tunelab.config import DataConfig, RunConfig
 from tunelab.data import SPLITS, PreparedData, complete_splits
+from tunelab.data.blocks import group_into_blocks
 from tunelab.data.clean import clean_frame
 from tunelab.data.labels import LabelMap
 from tunelab.data.leakage import check_leakage
@@ -104,21 +105,6 @@ def prepare_corpus(cfg: DataConfig, seed: int) -> PreparedData:
         origin,
         report,
     )
-
-
-def group_into_blocks(tokenizer: PreTrainedTokenizerBase, texts: list[str], block: int) -> Dataset:
-    """Concatenate token ids of all texts and cut full blocks (the tail shorter than a block is dropped)."""
-    ids: list[int] = []
-    for encoded in tokenizer(texts, add_special_tokens=True)["input_ids"]:
-        ids.extend(encoded)
-        if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in encoded[-1:]:
-            ids.append(tokenizer.eos_token_id)
-    blocks = [ids[i : i + block] for i in range(0, len(ids) - block + 1, block)]
-    if not blocks:
-        raise DataError(
-            f"the text is shorter than one block of data.max_length={block} tokens. Add text or lower data.max_length."
-        )
-    return Dataset.from_dict({"input_ids": blocks, "attention_mask": [[1] * block for _ in blocks]})
 
 
 class PremaskedOrDynamic:

@@ -14,10 +14,8 @@ from typing import Any
 
 from tunelab.config import RunConfig, build_config, load_config
 from tunelab.errors import ConfigError, ModelError
-from tunelab.methods import METHODS
 from tunelab.models import resolve_model_dir
 from tunelab.suggest import did_you_mean, short_text
-from tunelab.tasks import TASKS
 
 
 def check(cfg: RunConfig, source: str | None = None) -> RunConfig:
@@ -63,6 +61,8 @@ def model_problems(cfg: RunConfig) -> list[str]:
 
 def plugin_problems(cfg: RunConfig) -> list[str]:
     """Problems only the registered tasks and methods, or the model itself, can see."""
+    from tunelab.methods import METHODS  # the plug-ins (and torch) load only for a config
+    from tunelab.tasks import TASKS  # that passed every check before this one
     found: list[str] = []
     model_dir = resolve_model_dir(cfg.model.name)
     task = TASKS.get(cfg.task.type) if cfg.task.type in TASKS else None
@@ -111,7 +111,7 @@ def _metric_problems(cfg: RunConfig, metrics: tuple[str, ...]) -> list[str]:
 
 def max_length_problem(cfg: RunConfig, model_dir: Path) -> str | None:
     """data.max_length beyond the model's position embeddings (read from its config.json)."""
-    from transformers import AutoConfig
+    from transformers import AutoConfig  # reads config.json only
 
     limit = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
     if isinstance(limit, int) and cfg.data.max_length > limit:
