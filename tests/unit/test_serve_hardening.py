@@ -152,14 +152,14 @@ def test_non_finite_probabilities_are_a_500_never_nan_or_null(classifier_run: Pa
     app = create_app(classifier_run, max_wait_ms=300)
     served = state_of(app).served
     assert isinstance(served, ServedClassifier)
-    scores, poison = served.predictor._scores, TOY_VOCAB[POISON]
+    scores, poison = served.predictor.scores, TOY_VOCAB[POISON]
 
     def diverged(batch: Any) -> np.ndarray:  # what a NaN-weighted model gives for some texts
         logits: np.ndarray = scores(batch)
         logits[(batch["input_ids"] == poison).any(-1)] = np.nan
         return logits
 
-    served.predictor._scores = diverged
+    served.predictor.scores = diverged
 
     async def scenario(client: httpx.AsyncClient) -> list[httpx.Response]:
         texts = [[TEXTS[0]], [TEXTS[1], f"so {POISON}"], [TEXTS[2]]]

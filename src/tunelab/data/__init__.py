@@ -3,6 +3,11 @@
 `prepare_classification(cfg, seed)` is the one entry point. Its result holds every split as a
 DataFrame with columns `text`, `label` (an id) and `row` (1-based data row in its source file),
 and a report that counts every dropped row by reason.
+
+Owns: reading files (`load`, `stream` for files larger than memory), cleaning, deduplication,
+labels, splits, leakage checks, imbalance, augmentation, pairs for generative tasks, chat
+templates (`chat_format`), packing and text blocks, and the data report (`inspect`).
+May import: `tunelab.config` and the base modules only.
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.io import atomic_write_text, read_json
+from tunelab.methods import METHODS
+from tunelab.tasks import TASKS, task_spec
 
 PACKAGE_PREFIX = "package:"
 
@@ -53,7 +55,7 @@ def _header(name: str, run_dir: Path, card: dict[str, Any], record: dict[str, An
 def _intended_use(card: dict[str, Any]) -> str:
     data = card.get("data", {})
     task = card.get("task", "classification")
-    if task == "classification":
+    if task in TASKS and task_spec(task).output == "labels":
         what = (
             f"Sorts a text (column `{data.get('text_column', 'text')}`) into one of the labels "
             f"{', '.join(f'`{x}`' for x in data.get('labels', []))}, with a probability for each."
@@ -159,7 +161,8 @@ def _limitations(card: dict[str, Any], record: dict[str, Any]) -> str:
         "- The model carries the biases of its base model's pre-training text and of the training data.",
         f"- Text past {card.get('max_length', '?')} tokens is not seen.",
     ]
-    if card.get("method") == "qlora" and record.get("merged"):
+    method = str(card.get("method"))
+    if method in METHODS and METHODS.get(method).quantized_base and record.get("merged"):
         lines.append(
             "- The adapter was trained on the 4-bit (NF4) base and is merged here into the "
             "full-precision base; outputs can differ from the 4-bit model it was trained with."

@@ -13,6 +13,7 @@ from typing import Any
 
 from tunelab.errors import TunelabError
 from tunelab.io import read_json
+from tunelab.tasks import TASKS, task_spec
 
 WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".onnx.data")
 
@@ -36,7 +37,8 @@ def measure_against_run(run_dir: Path, export_dir: Path, repeats: int = 3) -> di
             "run_is_adapter_only": (run_dir / "model" / "adapter_config.json").is_file(),
         }
     }
-    if card.get("task", "classification") != "classification":
+    task = card.get("task", "classification")
+    if task not in TASKS or task_spec(task).output != "labels":
         result["accuracy"] = {
             "skipped": f"speed and accuracy are measured for classification runs, not {card.get('task')}"
         }

@@ -35,7 +35,9 @@ def measure_forgetting(session: Any, trained: PreTrainedModel) -> dict[str, Any]
         return _skipped(f"no general text at {path}; set eval.forgetting_text to a .txt file")
     base_dir = resolve_model_dir(cfg.model.name)
     config = AutoConfig.from_pretrained(base_dir)
-    if getattr(config, "is_encoder_decoder", False) or cfg.task.type == "seq2seq":
+    if getattr(config, "is_encoder_decoder", False) or getattr(
+        trained.config, "is_encoder_decoder", False
+    ):  # a T5-style base, or an encoder pair (bert2bert) built from an encoder
         return _skipped("seq2seq models have no single LM head to score general text")
     adapter = _adapter(trained)
     if adapter in NOT_MERGEABLE:

@@ -49,10 +49,10 @@ class Predictor:
             batch = self.tokenizer.pad(
                 {k: [encoded[k][i] for i in index] for k in encoded}, return_tensors="np"
             )
-            out[index] = self._scores(batch)
+            out[index] = self.scores(batch)
         return out
 
-    def _scores(self, batch: Any) -> np.ndarray:
+    def scores(self, batch: Any) -> np.ndarray:
         """Logits of one padded batch (numpy arrays in, numpy out)."""
         device = next(self.model.parameters()).device
         with autocast(self.precision, device.type):
@@ -81,7 +81,7 @@ class OnnxPredictor(Predictor):
         self.max_length, self.batch_size = max_length, batch_size
         self.precision = "fp32"
 
-    def _scores(self, batch: Any) -> np.ndarray:
+    def scores(self, batch: Any) -> np.ndarray:
         return self.model.logits(batch)
 
 

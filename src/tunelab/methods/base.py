@@ -7,6 +7,7 @@ code outside that module asks for a method by name. What a spec carries:
 - `default_lr`: its peak learning rate when train.lr is not set (methods that train fewer
   weights need larger steps; measured on MiniLM/SST-2, benchmarks/RESULTS.md);
 - `adapter_only`: it saves an adapter, not the whole model (so it cannot carry new vocabulary);
+- `quantized_base`: it trains on a base loaded in 4 bits (a merged export is full precision);
 - `settings`: the `method.<key>` section that configures it, if any;
 - `load_kwargs(cfg)`: extra `from_pretrained` arguments (4-bit loading for qlora);
 - `callbacks(model, trainer, cfg)`: TrainerCallbacks it needs during training;
@@ -47,6 +48,7 @@ class MethodSpec:
     apply: Apply
     default_lr: float
     adapter_only: bool = False
+    quantized_base: bool = False  # trained on a base loaded in 4 bits (a merge is full precision)
     settings: str | None = None
     load_kwargs: Callable[[RunConfig], dict[str, Any]] = _no_kwargs
     callbacks: Callable[[Any, Any, RunConfig], list[Any]] = _no_callbacks

@@ -27,8 +27,10 @@ def freezes_word_embeddings(model: PreTrainedModel, cfg: RunConfig) -> bool:
     if setting != "auto":
         return bool(setting)
     vocabulary = cfg.model.vocabulary
-    if cfg.task.type != "classification" or vocabulary.add_tokens or vocabulary.mine:
-        return False  # LM heads share the matrix; added tokens need their rows trained
+    if model.get_output_embeddings() is not None or vocabulary.add_tokens or vocabulary.mine:
+        return (
+            False  # an LM head shares (or mirrors) the matrix; added tokens need their rows trained
+        )
     embedding = sum(p.numel() for p in model.get_input_embeddings().parameters())
     return embedding >= AUTO_FREEZE_SHARE * sum(p.numel() for p in model.parameters())
 

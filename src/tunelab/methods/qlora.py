@@ -55,6 +55,7 @@ METHODS.add(
         apply,
         default_lr=2e-4,  # 4-bit LLM recipes (QLoRA paper)
         adapter_only=True,
+        quantized_base=True,
         settings="lora",
         load_kwargs=load_kwargs,
         checks=checks,

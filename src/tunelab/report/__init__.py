@@ -1,1 +1,6 @@
-"""Run reports: one self-contained HTML page per run, and a comparison across runs."""
+"""Reports: one self-contained HTML page per run (`html`), a comparison across runs
+(`compare`), the search report (`search`), and the plots they share (`plots`).
+
+Reads runs through `tunelab.runs.RunDir`. May import: training, runs and everything below;
+never workflows, serve or cli.
+"""

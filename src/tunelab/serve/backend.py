@@ -189,7 +189,7 @@ class ServedClassifier(ServedModel):
                 batch = predictor.tokenizer.pad(
                     {k: [items[i][k] for i in index] for k in items[0]}, return_tensors="np"
                 )
-                logits[index] = predictor._scores(batch)
+                logits[index] = predictor.scores(batch)
         probabilities = softmax(logits)
         finite = np.isfinite(logits).all(-1) & np.isfinite(probabilities).all(-1)
         names = predictor.labels.names

@@ -4,6 +4,7 @@ tuning (`instruction.py`); with plain text, continued pre-training (`language_mo
 from __future__ import annotations
 
 from tunelab.config import RunConfig
+from tunelab.data import chat_format
 from tunelab.data.pairs import causal_format
 from tunelab.tasks.base import TASKS, Task, TaskSpec
 from tunelab.tasks.instruction import InstructionTask
@@ -17,6 +18,25 @@ def task_for_run(cfg: RunConfig) -> Task:
     return InstructionTask(cfg, kind)
 
 
+PROBE = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]
+
+
+def checks(cfg: RunConfig) -> list[str]:
+    """Instruction tuning needs a chat template that masks prompts: checked on the tokenizer alone."""
+    if causal_format(cfg) == "text":
+        return []
+    from tunelab.errors import ConfigError
+    from tunelab.models import load_tokenizer, resolve_model_dir
+
+    tokenizer = load_tokenizer(resolve_model_dir(cfg.model.name), cfg.model)
+    try:
+        chat_format.choose_template(tokenizer, cfg.task.template)
+        chat_format.response_spans(tokenizer, PROBE)
+    except ConfigError as exc:
+        return exc.problems
+    return []
+
+
 TASKS.add(
     "causal_lm",
     TaskSpec(
@@ -25,5 +45,6 @@ TASKS.add(
         "AutoModelForCausalLM",
         output="text",
         needs_prompt_format=True,  # continued pre-training saves no chat template: nothing to prompt
+        checks=checks,
     ),
 )

@@ -4,7 +4,8 @@
 validates does not fail at start for a reason validation could have seen. Order: the schema
 and the config's own cross-field checks (`RunConfig.problems`, no plug-ins needed) first; when
 those pass, the checks that need the registries and the model: the task, the method and the
-model exist, each registered task and method's own checks, and the model's limits.
+model exist, each registered task and method's own checks (a CUDA GPU for qlora, a chat
+template that can mask prompts for instruction tuning), tracking, and the model's limits.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from tunelab.config import RunConfig, build_config, load_config
 from tunelab.errors import ConfigError, ModelError
 from tunelab.models import resolve_model_dir
 from tunelab.suggest import did_you_mean, short_text
+from tunelab.training.tracking import check_tracking
 
 
 def check(cfg: RunConfig, source: str | None = None) -> RunConfig:
@@ -63,6 +65,7 @@ def plugin_problems(cfg: RunConfig) -> list[str]:
     """Problems only the registered tasks and methods, or the model itself, can see."""
     from tunelab.methods import METHODS  # the plug-ins (and torch) load only for a config
     from tunelab.tasks import TASKS  # that passed every check before this one
+
     found: list[str] = []
     model_dir = resolve_model_dir(cfg.model.name)
     task = TASKS.get(cfg.task.type) if cfg.task.type in TASKS else None
@@ -85,6 +88,10 @@ def plugin_problems(cfg: RunConfig) -> list[str]:
         )
     if task is not None:
         found.extend(task.checks(cfg))
+    try:
+        check_tracking(cfg)
+    except ConfigError as exc:
+        found.extend(exc.problems)
     if task is not None and not found:
         found.extend(_metric_problems(cfg, task.metric_names(cfg)))
     if not found:
