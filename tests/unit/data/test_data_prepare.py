@@ -276,3 +276,19 @@ def test_label_map_save_load_round_trip(tmp_path: Path) -> None:
     labels.save(path)
     assert LabelMap.load(path) == labels
     assert json.loads(path.read_text(encoding="utf-8")) == {"labels": list(labels.names)}
+
+
+def test_group_carving_above_half_takes_that_share_of_groups() -> None:
+    from tunelab.data.split import carve
+
+    frame = pd.DataFrame(
+        {
+            "text": [f"t{i}" for i in range(200)],
+            "label": [i % 2 for i in range(200)],
+            "group": [i // 10 for i in range(200)],
+        }
+    )
+    rest, carved = carve(frame, 0.75, seed=0, name="test")
+    assert set(rest["group"]).isdisjoint(carved["group"])
+    assert len(rest) + len(carved) == 200
+    assert 0.65 <= len(carved) / 200 <= 0.85  # 3 of 4 stratified group folds

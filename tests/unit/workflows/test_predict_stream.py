@@ -71,3 +71,21 @@ def test_the_cli_streams_a_file_to_stdout_as_jsonl(
     assert result.returncode == 0, result.stderr
     records = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
     assert len(records) == 30 and {"text", "label", "probability"} <= set(records[0])
+
+
+def test_a_finished_run_predicts_after_its_training_file_is_gone(
+    tiny_config, tmp_path: Path
+) -> None:
+    result = tunelab.train(tiny_config)
+    Path(tiny_config.data.train_file).unlink()
+    out = tunelab.predict(result.run_dir, texts=["superb fun film"])
+    assert list(out["label"]) == ["pos"]
+    assert tunelab.evaluate(result.run_dir, _labelled(tmp_path))["rows"] == 2
+
+
+def _labelled(tmp_path: Path) -> Path:
+    path = tmp_path / "extra.csv"
+    pd.DataFrame({"text": ["love it", "hate it"], "label": ["pos", "neg"]}).to_csv(
+        path, index=False
+    )
+    return path

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from inputs_cli import MAX_LINE, assert_one_line, invoke
 
+from inputs_cli import MAX_LINE, assert_one_line, invoke
 from tunelab.config import DataConfig
 from tunelab.data import prepare_classification
 from tunelab.data.labels import LabelMap, label_name

@@ -96,3 +96,16 @@ def test_cli_prints_the_perplexity_table(tmp_path, corpus, tiny_bert_dir) -> Non
     assert result.returncode == 0, result.stderr[-2000:]
     assert "perplexity (lower is better)" in result.stdout
     assert "validation" in result.stdout and "run directory:" in result.stdout
+
+
+def test_causal_lm_labels_keep_eos_even_when_it_is_the_pad_token(tiny_bert_dir: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from tunelab.tasks.language_model import LanguageModelTask
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_bert_dir)
+    tokenizer.eos_token = tokenizer.pad_token  # as in SmolLM2, where pad and EOS are one id
+    collate = LanguageModelTask("causal_lm", masked=False).collator(tokenizer)
+    eos = tokenizer.eos_token_id
+    batch = collate([{"input_ids": [5, 6, eos, 7], "attention_mask": [1, 1, 1, 1]}])
+    assert batch["labels"].tolist() == [[5, 6, eos, 7]]

@@ -503,3 +503,10 @@ def test_learning_rate_defaults_by_method_unless_set() -> None:
         "prefix",
         "prompt",
     }
+
+
+def test_an_override_that_is_not_yaml_is_one_config_error() -> None:
+    with pytest.raises(
+        ConfigError, match=r"override 'output.name=\[oops': the value is not valid YAML"
+    ):
+        load_config(None, ["output.name=[oops"])

@@ -13,7 +13,7 @@ import pytest
 from tunelab.config import DataConfig
 from tunelab.data import prepare_classification
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = Path(__file__).resolve().parents[4] / "shared" / "data"
 
 
 def shared_file(relative: str) -> Path:

@@ -35,6 +35,7 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
+
 from inputs_cli import Outcome, invoke, train_tiny_run
 
 CASES = int(os.environ.get("TUNELAB_FUZZ_CASES", "60"))

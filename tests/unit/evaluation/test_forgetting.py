@@ -25,7 +25,7 @@ from tunelab.evaluation.forgetting import (
     read_general_text,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SAMPLE = ROOT / "data" / "general_text" / "wikitext2_sample.txt"
 SHARED_VALID = ROOT.parent / "shared" / "data" / "wikitext2_raw" / "wiki.valid.raw"
 

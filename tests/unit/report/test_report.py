@@ -31,7 +31,7 @@ CHROMIUM_FLAGS = [
 def classification_run(tmp_path_factory: pytest.TempPathFactory, tiny_bert_dir: Path) -> Path:
     import sys
 
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from conftest import toy_sentiment
 
     root = tmp_path_factory.mktemp("report")

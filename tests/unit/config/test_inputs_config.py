@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from inputs_cli import MAX_LINE, assert_one_line, invoke
 
+from inputs_cli import MAX_LINE, assert_one_line, invoke
 from tunelab.config import MAX_YAML_NODES, expanded_size, parse_yaml
 from tunelab.errors import ConfigError
 from tunelab.workflows.check import load_checked as load_config
