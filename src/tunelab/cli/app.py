@@ -15,9 +15,15 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from tunelab.cli.render import print_spread, print_summary
+from tunelab.cli.render import (
+    print_comparison,
+    print_evaluation,
+    print_folds,
+    print_search,
+    print_spread,
+    print_summary,
+)
 from tunelab.console import console, errors
 from tunelab.errors import ConfigError, TunelabError
 
@@ -93,18 +99,7 @@ def cv(
     from tunelab.workflows.repeats import cross_validate
 
     summary = cross_validate(load_config(config, overrides), folds)
-    table = Table(title=f"{folds}-fold cross-validation (validation fold of each run)")
-    for column in ("fold", "train rows", "validation rows", "accuracy", "macro-F1"):
-        table.add_column(column, justify="right")
-    for fold in summary["per_fold"]:
-        table.add_row(
-            str(fold["fold"]),
-            str(fold["train_rows"]),
-            str(fold["validation_rows"]),
-            f"{fold['validation']['accuracy']:.4f}",
-            f"{fold['validation']['macro_f1']:.4f}",
-        )
-    console.print(table)
+    print_folds(summary, folds)
     print_spread(summary["validation"], "validation folds")
     print_spread(summary["test"], "the fixed test split, per fold model")
     console.print(f"out-of-fold predictions: {summary['out_of_fold_file']}")
@@ -131,16 +126,7 @@ def evaluate(
     from tunelab.workflows.evaluate import evaluate as run_evaluation
 
     report = run_evaluation(run_dir, data, text_column, label_column)
-    table = Table(title=f"{run_dir} on {report['data']} ({report['rows']} rows)")
-    for name in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall"):
-        table.add_column(name, justify="right")
-    table.add_row(
-        *(
-            f"{report[n]:.4f}"
-            for n in ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
-        )
-    )
-    console.print(table)
+    print_evaluation(report, run_dir)
 
 
 @app.command()
@@ -388,14 +374,7 @@ def compare(
     from tunelab.report.compare import COLUMNS, write_comparison
 
     rows, path = write_comparison(run_dirs, out)
-    table = Table(title=f"{len(rows)} runs")
-    for column in COLUMNS:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(
-            *(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in COLUMNS)
-        )
-    console.print(table)
+    print_comparison(rows, COLUMNS)
     console.print(f"wrote {path}")
 
 
@@ -412,27 +391,11 @@ def search(
     ] = 1,
 ) -> None:
     """Hyperparameter search (grid / random / Bayesian with pruning); leaderboard and best.yaml."""
-    import pandas as pd
-
     from tunelab.workflows.check import load_checked as load_config
     from tunelab.workflows.search import run_search
 
     summary = run_search(load_config(config, overrides), resume=resume, workers=workers)
-    board = pd.read_csv(summary["leaderboard"]) if Path(summary["leaderboard"]).is_file() else None
-    if board is not None:
-        table = Table(
-            title=f"{summary['trials']} trials, {summary['direction']} validation {summary['metric']}"
-        )
-        for column in board.columns:
-            table.add_column(str(column))
-        for record in board.head(20).itertuples(index=False):
-            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in record))
-        console.print(table)
-    if "best_config" in summary:
-        console.print(
-            f"best: trial {summary['best_trial']}, {summary['metric']} {summary['best_value']:.4f}"
-        )
-        console.print(f"reproduce it: tunelab train {summary['best_config']}")
+    print_search(summary)
     console.print(f"report: {summary['report']}")
 
 

@@ -89,4 +89,73 @@ def print_spread(stats: dict[str, dict[str, float]], title: str) -> None:
     console.print(table)
 
 
-__all__ = ["print_perplexities", "print_spread", "print_summary"]
+def print_folds(summary: dict[str, Any], folds: int) -> None:
+    """`tunelab cv`: each fold's validation scores."""
+    table = Table(title=f"{folds}-fold cross-validation (validation fold of each run)")
+    for column in ("fold", "train rows", "validation rows", "accuracy", "macro-F1"):
+        table.add_column(column, justify="right")
+    for fold in summary["per_fold"]:
+        table.add_row(
+            str(fold["fold"]),
+            str(fold["train_rows"]),
+            str(fold["validation_rows"]),
+            f"{fold['validation']['accuracy']:.4f}",
+            f"{fold['validation']['macro_f1']:.4f}",
+        )
+    console.print(table)
+
+
+EVALUATION_METRICS = ("accuracy", "macro_f1", "weighted_f1", "macro_precision", "macro_recall")
+
+
+def print_evaluation(report: dict[str, Any], run_dir: Path) -> None:
+    """`tunelab evaluate`: the headline scores on one labelled split."""
+    table = Table(title=f"{run_dir} on {report['data']} ({report['rows']} rows)")
+    for name in EVALUATION_METRICS:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{report[n]:.4f}" for n in EVALUATION_METRICS))
+    console.print(table)
+
+
+def print_comparison(rows: list[dict[str, Any]], columns: tuple[str, ...]) -> None:
+    """`tunelab compare`: one row of headline numbers per run."""
+    table = Table(title=f"{len(rows)} runs")
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(
+            *(f"{row[c]:.4f}" if isinstance(row[c], float) else str(row[c]) for c in columns)
+        )
+    console.print(table)
+
+
+def print_search(summary: dict[str, Any]) -> None:
+    """`tunelab search`: the leaderboard's top rows, the best trial and how to reproduce it."""
+    import pandas as pd
+
+    board = pd.read_csv(summary["leaderboard"]) if Path(summary["leaderboard"]).is_file() else None
+    if board is not None:
+        table = Table(
+            title=f"{summary['trials']} trials, {summary['direction']} validation {summary['metric']}"
+        )
+        for column in board.columns:
+            table.add_column(str(column))
+        for record in board.head(20).itertuples(index=False):
+            table.add_row(*(f"{v:.4g}" if isinstance(v, float) else str(v) for v in record))
+        console.print(table)
+    if "best_config" in summary:
+        console.print(
+            f"best: trial {summary['best_trial']}, {summary['metric']} {summary['best_value']:.4f}"
+        )
+        console.print(f"reproduce it: tunelab train {summary['best_config']}")
+
+
+__all__ = [
+    "print_comparison",
+    "print_evaluation",
+    "print_folds",
+    "print_perplexities",
+    "print_search",
+    "print_spread",
+    "print_summary",
+]

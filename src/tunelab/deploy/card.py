@@ -11,8 +11,9 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from tunelab.io import atomic_write_text, read_json
+from tunelab.io import atomic_write_text
 from tunelab.methods import METHODS
+from tunelab.runs import RunDir
 from tunelab.tasks import TASKS, task_spec
 
 PACKAGE_PREFIX = "package:"
@@ -22,7 +23,7 @@ def write_model_card(
     export_dir: Path, name: str, run_dir: Path, card: dict[str, Any], record: dict[str, Any]
 ) -> None:
     """`export_dir/model_card.md`; `name` is the export's final name (it is written to a temp dir)."""
-    metrics = read_json(run_dir / "metrics.json") or {}
+    metrics = RunDir(run_dir).metrics()
     sections = [
         _header(name, run_dir, card, record),
         _intended_use(card),

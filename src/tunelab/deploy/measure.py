@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.errors import TunelabError
-from tunelab.io import read_json
 from tunelab.tasks import TASKS, task_spec
 
 WEIGHT_SUFFIXES = (".safetensors", ".onnx", ".onnx.data")
@@ -29,7 +28,7 @@ def measure_against_run(run_dir: Path, export_dir: Path, repeats: int = 3) -> di
     from tunelab.runs import RunDir, load_predictor
     from tunelab.tasks.classification import score_split
 
-    card = read_json(run_dir / "run_card.json") or {}
+    card = RunDir(run_dir).card_or_empty()
     result: dict[str, Any] = {
         "size_mb": {
             "run": weights_mb(run_dir / "model"),

@@ -29,6 +29,7 @@ from tunelab.errors import ConfigError, RunDirError
 from tunelab.io import atomic_directory, atomic_write_json
 from tunelab.models import load_tokenizer
 from tunelab.runs import RunDir, load_run_model
+from tunelab.runs.directory import CARD, CONFIG, EXPORT, METRICS
 from tunelab.tasks import task_spec
 
 FORMATS = ("auto", "hf", "merged", "onnx")
@@ -136,18 +137,18 @@ def export_run(
                 and not (model_dir / extra.name).exists()
             ):
                 shutil.copy2(extra, model_dir / extra.name)
-        for name in ("config.yaml", "metrics.json"):  # the run's settings and scores travel along
+        for name in (CONFIG, METRICS):  # the run's settings and scores travel along
             if (run_dir / name).is_file():
                 shutil.copy2(run_dir / name, tmp / name)
-        atomic_write_json(tmp / "run_card.json", {**card, "export": record})
+        atomic_write_json(tmp / CARD, {**card, "export": record})
         if fmt != "onnx" and not quantize:  # read back as any run is read (adapter, labels)
             reloaded = _outputs(load_run_model(tmp).float().eval(), probe)
             record["reloaded_max_abs_difference"] = _check_reload(reloaded, _outputs(model, probe))
         if measure:
             record["measured"] = measure_against_run(run_dir, tmp)
             _announce(record)
-        atomic_write_json(tmp / "run_card.json", {**card, "export": record})
-        atomic_write_json(tmp / "export.json", record)
+        atomic_write_json(tmp / CARD, {**card, "export": record})
+        atomic_write_json(tmp / EXPORT, record)
         write_model_card(tmp, out_dir.name, run_dir, card, record)
     return record
 
@@ -178,7 +179,7 @@ def _check_request(
         raise ConfigError(
             f"export directory {out_dir} is the run {run_dir}, inside it or above it; pick a new directory outside it."
         )
-    if out.exists() and not (out / "export.json").is_file() and any(out.iterdir()):
+    if out.exists() and not (out / EXPORT).is_file() and any(out.iterdir()):
         raise ConfigError(
             f"{out_dir} exists and is not a tunelab export; an export replaces its directory whole. Pick a new directory."
         )

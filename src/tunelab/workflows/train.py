@@ -33,6 +33,7 @@ from tunelab.models.precision import resolve_precision
 from tunelab.models.weights import refuse_non_finite
 from tunelab.runs import RunDir
 from tunelab.runs.card import base_card, now, split_sha256
+from tunelab.runs.directory import CARD, CONFIG, METRICS
 from tunelab.runs.place import (
     RunPlace,
     claim,
@@ -100,10 +101,10 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
         _save_model(session, trained)
         metrics = _final_metrics(session, trained, before, train_output)
         metrics["memory"] = memory
-        atomic_write_json(session.run_dir / "metrics.json", metrics)
+        atomic_write_json(session.run_dir / METRICS, metrics)
         wall = time.perf_counter() - started
         session.card.update(status="completed", finished_at=now(), wall_seconds=round(wall, 2))
-        atomic_write_json(session.run_dir / "run_card.json", session.card)
+        atomic_write_json(session.run_dir / CARD, session.card)
         from tunelab.report.html import write_report
 
         write_report(session.run_dir)
@@ -169,7 +170,7 @@ def run_status(session: TrainingSession) -> Iterator[None]:
     def mark(status: str, reason: str) -> None:
         session.card.update(status=status, finished_at=now(), reason=reason)
         with suppress(OSError):  # a full disk may refuse even this small write
-            atomic_write_json(run_dir / "run_card.json", session.card)
+            atomic_write_json(run_dir / CARD, session.card)
         session.place.failed()
 
     previous = _stop_on_sigterm()
@@ -375,7 +376,7 @@ def _start_card(
                 f"train.resume: the data changed since {run_dir} was started (its splits differ). "
                 "Resume with the same data files, or start a new run."
             )
-    atomic_write_text(run_dir / "config.yaml", dump_yaml(cfg))
+    atomic_write_text(run_dir / CONFIG, dump_yaml(cfg))
     card = base_card(cfg.train.seed, precision, cfg.data.max_length)
     if previous:
         card.update(
@@ -390,7 +391,7 @@ def _start_card(
         data=data.summary(),
         split_sha256=splits,
     )
-    atomic_write_json(run_dir / "run_card.json", card)
+    atomic_write_json(run_dir / CARD, card)
     say(f"run directory: {run_dir}")
     return card
 

@@ -217,3 +217,17 @@ def test_unknown_method_and_qlora_on_cpu(tiny_config) -> None:
         assert not (
             Path(raw["output"]["dir"]) / raw["output"]["name"]
         ).exists()  # refused before writing
+
+
+def test_every_method_is_a_complete_bundle() -> None:
+    from tunelab.config import MethodConfig, RunConfig
+    from tunelab.methods import MethodSpec, adapter_only_methods
+
+    for name, spec in METHODS.items():
+        assert isinstance(spec, MethodSpec) and spec.name == name
+        assert 0 < spec.default_lr < 1
+        assert spec.settings is None or spec.settings in MethodConfig.model_fields, name
+        assert isinstance(spec.checks(RunConfig()), list)
+    assert adapter_only_methods() == {"lora", "qlora", "ia3", "prefix", "prompt"}
+    with pytest.raises(ValueError, match="already registered"):
+        METHODS.add("lora", METHODS.get("lora"))
