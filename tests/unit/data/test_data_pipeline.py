@@ -94,6 +94,7 @@ def test_data_inspect_cli_on_a_file(tmp_path: Path, tiny_bert_dir: Path, toy_csv
             "inspect",
             str(toy_csv),
             f"model.name={tiny_bert_dir}",
+            "data.max_length=64",  # the tiny model's position limit; the default 128 is refused
             "--out",
             str(out),
         ],
