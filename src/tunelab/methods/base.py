@@ -85,13 +85,3 @@ def count_parameters(model: PreTrainedModel) -> dict[str, int | float]:
         "total": total,
         "trainable_share": trainable / total if total else 0.0,
     }
-
-
-__all__ = [
-    "METHODS",
-    "MethodSpec",
-    "adapter_only_methods",
-    "count_parameters",
-    "learning_rate",
-    "method_for",
-]
