@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from inputs_cli import assert_one_line, invoke, train_tiny_run
 
+from inputs_cli import assert_one_line, invoke, train_tiny_run
 from tunelab.errors import OutputError
 from tunelab.files import check_writable_dir
 

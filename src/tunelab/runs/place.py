@@ -23,9 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tunelab.config import name_problem
 from tunelab.console import say
 from tunelab.errors import ConfigError
-from tunelab.config import name_problem
 from tunelab.io import atomic_write_json, read_json
 
 CARD = "run_card.json"
