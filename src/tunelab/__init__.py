@@ -25,13 +25,10 @@ checks it with import-linter, and there are no import cycles, deferred imports i
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
-# No model hub at run time: huggingface_hub reads this once, when transformers is first imported.
-# Set HF_HUB_OFFLINE=0 yourself to allow downloads.
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
+# HF_HUB_OFFLINE is the user's to set: tunelab does not change it for the process it runs in
+# (README, "Where models come from"). A download tunelab starts is announced on stderr first.
 from tunelab.config import RunConfig
 from tunelab.errors import (
     ConfigError,

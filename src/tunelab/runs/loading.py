@@ -12,7 +12,7 @@ from typing import Any
 import torch
 from transformers import AutoModelForSequenceClassification, PreTrainedModel
 
-from tunelab.config import ModelConfig, RunConfig
+from tunelab.config import ModelConfig
 from tunelab.data import chat_format
 from tunelab.data.labels import LabelMap
 from tunelab.errors import ConfigError, RunDirError
@@ -29,7 +29,7 @@ from tunelab.tasks import TASKS, task_spec
 
 
 def load_predictor(
-run_dir: str | Path, batch_size: int = 64, load_in: str | None = None
+    run_dir: str | Path, batch_size: int = 64, load_in: str | None = None
 ) -> Predictor:
     """The run's (or export's) classifier: safetensors, int8 safetensors or ONNX, as found.
 
@@ -145,7 +145,13 @@ def _load_weights(
             f"{model_dir} holds an adapter, but run_card.json does not name its base model. Re-run training."
         )
     recorded = Path(card.get("model", {}).get("resolved_dir") or "")
-    base_dir = recorded if (recorded / "config.json").is_file() else resolve_model_dir(source)
+    # the snapshot trained on; else the same id at the recorded commit (a hub id), or the source
+    revision = card["model"].get("commit") or card["model"].get("revision")
+    base_dir = (
+        recorded
+        if (recorded / "config.json").is_file()
+        else resolve_model_dir(source, revision=revision)
+    )
     head = (
         {"num_labels": len(labels.names), "id2label": labels.id2label, "label2id": labels.label2id}
         if labels

@@ -26,9 +26,9 @@ def checks(cfg: RunConfig) -> list[str]:
     if causal_format(cfg) == "text":
         return []
     from tunelab.errors import ConfigError
-    from tunelab.models import load_tokenizer, resolve_model_dir
+    from tunelab.models import load_tokenizer, model_dir_for
 
-    tokenizer = load_tokenizer(resolve_model_dir(cfg.model.name), cfg.model)
+    tokenizer = load_tokenizer(model_dir_for(cfg.model), cfg.model)
     try:
         chat_format.choose_template(tokenizer, cfg.task.template)
         chat_format.response_spans(tokenizer, PROBE)

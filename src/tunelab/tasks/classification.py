@@ -34,7 +34,7 @@ from tunelab.evaluation.metrics import SCALAR_METRICS, full_report, scalar_metri
 from tunelab.inference.predictor import Predictor
 from tunelab.io import write_table
 from tunelab.methods import method_for
-from tunelab.models import load_pretrained, resolve_model_dir
+from tunelab.models import load_pretrained, model_dir_for
 from tunelab.tasks.base import TASKS, TaskSpec
 
 
@@ -210,7 +210,7 @@ def run_baselines(session: Any, finetuned: np.ndarray) -> tuple[dict[str, Any], 
     probe_rows = stratified_sample(train, cfg.eval.probe_train_rows, cfg.train.seed)
     say(f"baselines: linear probe on the frozen {cfg.model.name} ({len(probe_rows)} train rows)")
     reports["linear_probe"], predictions["linear_probe"] = linear_probe_baseline(
-        resolve_model_dir(cfg.model.name),
+        model_dir_for(cfg.model),
         cfg.model,
         probe_rows["text"].tolist(),
         probe_rows["label"].to_numpy(),

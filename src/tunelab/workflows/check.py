@@ -15,7 +15,7 @@ from typing import Any
 
 from tunelab.config import RunConfig, build_config, load_config
 from tunelab.errors import ConfigError, ModelError
-from tunelab.models import resolve_model_dir
+from tunelab.models import model_dir_for
 from tunelab.suggest import did_you_mean, short_text
 from tunelab.training.tracking import check_tracking
 
@@ -55,7 +55,7 @@ def model_problems(cfg: RunConfig) -> list[str]:
     if len(cfg.model.name) > 200 or not cfg.model.name.isprintable():
         return []  # RunConfig.problems reported it
     try:
-        resolve_model_dir(cfg.model.name)
+        model_dir_for(cfg.model)
     except ModelError as exc:
         return [f"model.name: {exc}"]
     return []
@@ -67,7 +67,7 @@ def plugin_problems(cfg: RunConfig) -> list[str]:
     from tunelab.tasks import TASKS  # that passed every check before this one
 
     found: list[str] = []
-    model_dir = resolve_model_dir(cfg.model.name)
+    model_dir = model_dir_for(cfg.model)
     task = TASKS.get(cfg.task.type) if cfg.task.type in TASKS else None
     method = METHODS.get(cfg.method.name) if cfg.method.name in METHODS else None
     if task is None:  # the value printed is capped: it may be any string

@@ -8,7 +8,7 @@ from typing import Any
 from tunelab.config import RunConfig
 from tunelab.data.inspect import build_report
 from tunelab.errors import ModelError
-from tunelab.models import load_tokenizer, resolve_model_dir
+from tunelab.models import load_tokenizer, model_dir_for
 from tunelab.tasks import task_for
 from tunelab.workflows.check import check
 
@@ -18,7 +18,7 @@ def inspect_data(cfg: RunConfig) -> dict[str, Any]:
     cfg = check(cfg)
     data = task_for(cfg).prepare_data(cfg)
     try:
-        tokenizer = load_tokenizer(resolve_model_dir(cfg.model.name), cfg.model)
+        tokenizer = load_tokenizer(model_dir_for(cfg.model), cfg.model)
     except ModelError:
         tokenizer = None  # lengths in words only; the report says which tokenizer was used
     return build_report(data, tokenizer, cfg.data.max_length)

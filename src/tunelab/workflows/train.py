@@ -28,7 +28,7 @@ from tunelab.files import check_writable_dir
 from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, flatten
 from tunelab.methods import count_parameters, learning_rate, method_for
 from tunelab.methods.vocab import extend_vocabulary, mine_words
-from tunelab.models import load_tokenizer, resolve_model_dir
+from tunelab.models import hub_commit, load_tokenizer, model_dir_for
 from tunelab.models.precision import resolve_precision
 from tunelab.models.weights import refuse_non_finite
 from tunelab.runs import RunDir
@@ -246,7 +246,7 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
         torch.set_num_threads(cfg.train.threads)
 
     data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
-    model_dir = resolve_model_dir(cfg.model.name)
+    model_dir = model_dir_for(cfg.model)
     place = _claim_run_dir(cfg)
     run_dir = place.work
     card = _start_card(cfg, run_dir, data, precision, model_dir)
@@ -385,7 +385,12 @@ def _start_card(
             resumed_after=stale_status(previous) or previous.get("status"),
         )
     card.update(
-        model={"source": cfg.model.name, "resolved_dir": str(model_dir)},
+        model={
+            "source": cfg.model.name,
+            "revision": cfg.model.revision,
+            "commit": hub_commit(model_dir),  # hub ids: the exact snapshot, for reproducing the run
+            "resolved_dir": str(model_dir),
+        },
         task=cfg.task.type,
         method=cfg.method.name,
         data=data.summary(),

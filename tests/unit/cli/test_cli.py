@@ -102,7 +102,10 @@ def test_config_validate_lists_every_problem(tmp_path: Path) -> None:
         ({"data": {"text_column": "review"}}, ["column 'review' not found", "data.text_column"]),
         (
             {"model": {"name": "nowhere/at-all"}},
-            ["model 'nowhere/at-all' not found", "never downloads"],
+            [
+                "model 'nowhere/at-all' is neither a local directory nor in the Hugging Face cache",
+                "HF_HUB_OFFLINE=0",
+            ],
         ),
         (
             {"model": {"name": "package:no-such-model-pkg"}},
