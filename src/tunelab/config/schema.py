@@ -333,10 +333,25 @@ class LoraSettings(_Section):
         16, gt=0, description="scaling (alpha / r); 2·r keeps the update scale stable across ranks"
     )
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the LoRA input")
-    target_modules: list[str] | None = Field(
-        None, description="module names to adapt; per-architecture attention defaults when unset"
+    target_modules: list[str] | Literal["all-linear"] | None = Field(
+        None,
+        description="module names to adapt, or all-linear (every Linear but the output layer); "
+        "per-architecture attention defaults when unset",
     )
     bias: Literal["none", "all", "lora_only"] = Field("none", description="which biases train")
+    use_dora: bool = Field(
+        False, description="DoRA: learn each weight's magnitude apart from its direction (slower)"
+    )
+    use_rslora: bool = Field(
+        False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r (steadier at high r)"
+    )
+    init: Literal["default", "gaussian"] = Field(
+        "default",
+        description="adapter start: default (B=0, A Kaiming-uniform) or gaussian (A normal)",
+    )
+    modules_to_save: list[str] | None = Field(
+        None, description="modules trained in full and saved with the adapter (e.g. [classifier])"
+    )
 
 
 class VirtualTokenSettings(_Section):

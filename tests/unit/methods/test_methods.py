@@ -7,6 +7,7 @@ mergeable adapters give the same outputs merged and unmerged.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -46,12 +47,12 @@ class Case:
         self.task = name.split("-", 1)[1]
         self.tiny_config, self.corpus = tiny_config, corpus
 
-    def config(self, method: str, extra: dict, **train):
+    def config(self, method: str, extra: dict, run_name: str | None = None, **train):
         raw = self.tiny_config.to_dict()
         raw["model"]["name"] = str(self.model_dir)
         raw["method"] = {"name": method, **extra}
         raw["train"].update(train)
-        raw["output"]["name"] = f"{method}-{self.name}"
+        raw["output"]["name"] = run_name or f"{method}-{self.name}"
         if self.task == "causal_lm":
             raw["task"] = {"type": "causal_lm"}
             raw["data"] = {"train_file": str(self.corpus), "max_length": 16}
@@ -72,9 +73,10 @@ def case(
     return Case(request.param, model_dir, tiny_config, corpus)
 
 
-def build(tiny_config, model_dir: Path, method: str, extra: dict, **train):
+def build(tiny_config, model_dir: Path, method: str, extra: dict, run_name=None, **train):
     """A classification config on one tiny model (for the method-specific tests below)."""
-    return Case("x-classification", model_dir, tiny_config, Path()).config(method, extra, **train)
+    case = Case("x-classification", model_dir, tiny_config, Path())
+    return case.config(method, extra, run_name, **train)
 
 
 def test_every_method_is_in_the_table() -> None:
@@ -231,3 +233,67 @@ def test_every_method_is_a_complete_bundle() -> None:
     assert adapter_only_methods() == {"lora", "qlora", "ia3", "prefix", "prompt"}
     with pytest.raises(ValueError, match="already registered"):
         METHODS.add("lora", METHODS.get("lora"))
+
+
+# LoRA variants (peft's own, as method.lora.*): what each must visibly change in the wrapped model
+LORA_VARIANTS = {
+    "dora": {"use_dora": True},
+    "rslora": {"use_rslora": True},
+    "gaussian": {"init": "gaussian"},
+    "all-linear": {"target_modules": "all-linear"},
+}
+
+
+def lora_layers(model: torch.nn.Module) -> dict[str, torch.nn.Module]:
+    return {name: m for name, m in model.named_modules() if hasattr(m, "lora_A") and m.lora_A}
+
+
+@pytest.mark.parametrize("variant", list(LORA_VARIANTS))
+def test_lora_variants_train_save_and_reload(case: Case, variant: str) -> None:
+    settings = {"r": 4, "alpha": 8, **LORA_VARIANTS[variant]}
+    plain_cfg = case.config("lora", {"lora": {"r": 4, "alpha": 8}}, run_name="plain", max_steps=1)
+    plain = prepare_training(plain_cfg).model
+    model = prepare_training(case.config("lora", {"lora": settings}, run_name="look")).model
+    cfg = case.config("lora", {"lora": settings}, epochs=1, eval_on_start=False)
+    layers = lora_layers(model)
+    names = [n for n, _ in model.named_parameters()]
+    if variant == "dora":
+        assert any("lora_magnitude_vector" in n for n in names)
+    if variant == "rslora":
+        scaling = next(iter(layers.values())).scaling["default"]
+        assert scaling == pytest.approx(8 / math.sqrt(4))  # alpha / sqrt(r), not alpha / r = 2
+    if variant == "gaussian":
+        weight = next(iter(layers.values())).lora_A["default"].weight
+        assert abs(float(weight.detach().std()) - 1 / 4) < 0.1  # peft: normal with std 1/r
+    if variant == "all-linear":
+        assert len(layers) > len(lora_layers(plain))  # MLP projections too, not attention alone
+    result = tunelab.train(cfg)
+    saved = json.loads((result.run_dir / "model" / "adapter_config.json").read_text())
+    assert saved["use_dora"] is (variant == "dora") and saved["use_rslora"] is (variant == "rslora")
+    if case.task == "classification":
+        reloaded = load_predictor(result.run_dir)
+        report = tunelab.evaluate(result.run_dir)
+        assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
+        assert reloaded.logits(TEXTS).shape == (3, 2)
+        return
+    reloaded = load_run_model(result.run_dir).eval()
+    ids = lm_test_blocks(cfg, result.run_dir)
+    with torch.no_grad():
+        perplexity = math.exp(reloaded(input_ids=ids, labels=ids).loss.item())
+    assert perplexity == pytest.approx(result.metrics["test"]["perplexity_after"], rel=1e-4)
+
+
+def test_lora_modules_to_save_train_in_full_and_a_wrong_name_is_one_line(
+    tiny_config, tiny_bert_dir: Path
+) -> None:
+    cfg = build(tiny_config, tiny_bert_dir, "lora", {"lora": {"modules_to_save": ["pooler"]}})
+    model = prepare_training(cfg).model
+    pooler = [n for n, p in model.named_parameters() if "pooler" in n and p.requires_grad]
+    assert pooler and all("modules_to_save" in n for n in pooler)
+    wrong = build(
+        tiny_config, tiny_bert_dir, "lora", {"lora": {"modules_to_save": ["poolr"]}}, "wrong"
+    )
+    with pytest.raises(
+        ConfigError, match=r"has no module named 'poolr'.*top-level modules are: bert"
+    ):
+        prepare_training(wrong)
