@@ -100,6 +100,15 @@ def test_one_step_changes_trainable_and_only_trainable(case: Case, method: str) 
     assert changed <= trainable, f"frozen parameters changed: {sorted(changed - trainable)[:5]}"
 
 
+def assert_reloaded_perplexity(cfg, result) -> None:
+    """The reloaded causal LM scores the test blocks exactly as the run reported."""
+    model = load_run_model(result.run_dir).eval()
+    ids = lm_test_blocks(cfg, result.run_dir)
+    with torch.no_grad():
+        perplexity = math.exp(model(input_ids=ids, labels=ids).loss.item())
+    assert perplexity == pytest.approx(result.metrics["test"]["perplexity_after"], rel=1e-4)
+
+
 TEXTS = ["the movie was superb", "dull plot", "really very boring acting is sad"]
 
 
@@ -131,11 +140,7 @@ def test_save_then_load_gives_identical_outputs(case: Case, method: str) -> None
         report = tunelab.evaluate(result.run_dir)
         assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
         return
-    model = load_run_model(result.run_dir).eval()
-    ids = lm_test_blocks(cfg, result.run_dir)
-    with torch.no_grad():
-        perplexity = math.exp(model(input_ids=ids, labels=ids).loss.item())
-    assert perplexity == pytest.approx(result.metrics["test"]["perplexity_after"], rel=1e-4)
+    assert_reloaded_perplexity(cfg, result)
 
 
 @pytest.mark.parametrize("method", ["lora", "ia3"])
@@ -276,11 +281,7 @@ def test_lora_variants_train_save_and_reload(case: Case, variant: str) -> None:
         assert report["confusion_matrix"] == result.metrics["test"]["confusion_matrix"]
         assert reloaded.logits(TEXTS).shape == (3, 2)
         return
-    reloaded = load_run_model(result.run_dir).eval()
-    ids = lm_test_blocks(cfg, result.run_dir)
-    with torch.no_grad():
-        perplexity = math.exp(reloaded(input_ids=ids, labels=ids).loss.item())
-    assert perplexity == pytest.approx(result.metrics["test"]["perplexity_after"], rel=1e-4)
+    assert_reloaded_perplexity(cfg, result)
 
 
 def test_lora_modules_to_save_train_in_full_and_a_wrong_name_is_one_line(
