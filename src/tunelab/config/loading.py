@@ -242,6 +242,15 @@ def _resolve_data_paths(raw: dict[str, Any], base: Path) -> None:
         value = data.get(key)
         if isinstance(value, str) and value:
             data[key] = _absolute(base / Path(value).expanduser())
+    dataset = data.get("dataset")
+    if isinstance(dataset, str) and dataset and not dataset.startswith(("/", "~")):
+        local = Path(_absolute(base / dataset))
+        try:
+            beside = local.is_dir()
+        except (OSError, ValueError):
+            beside = False
+        if beside:  # a dataset folder next to the YAML, wherever we run from; else a hub id
+            data["dataset"] = str(local)
 
 
 PROBLEM_CHARS = 170  # a problem line; with "error: config in <path ≤ 100>: " it stays under 300

@@ -139,7 +139,27 @@ class AugmentConfig(_Section):
 
 class DataConfig(_Section):
     train_file: str | None = Field(
-        None, description="CSV/TSV/JSON/JSONL/Parquet with the training rows (required)"
+        None,
+        description="CSV/TSV/JSON/JSONL/Parquet with the training rows (this or data.dataset is required)",
+    )
+    dataset: str | None = Field(
+        None,
+        max_length=300,
+        description="instead of files: a hub dataset id (stanfordnlp/sst2), a save_to_disk folder or a folder "
+        "of data files, read with `datasets`; downloads unless HF_HUB_OFFLINE=1",
+    )
+    dataset_config: str | None = Field(
+        None,
+        max_length=200,
+        description="data.dataset: the config (subset) name, e.g. sst2 for nyu-mll/glue",
+    )
+    dataset_splits: dict[Literal["train", "validation", "test"], str] = Field(
+        default_factory=dict,
+        description="data.dataset: which split plays each role, e.g. {validation: validation_matched}; "
+        "default train, validation (or valid/dev), test; a missing one is carved from train",
+    )
+    revision: str | None = Field(
+        None, max_length=200, description="data.dataset: branch, tag or commit of a hub dataset"
     )
     validation_file: str | None = Field(
         None, description="used as is when given; else carved from train_file by data.split"
@@ -620,10 +640,7 @@ class RunConfig(_Section):
             problem = name_problem(self.output.name)
             if problem:
                 found.append(problem)
-        if self.data.train_file is None:
-            found.append(
-                "data.train_file is required; got nothing. Set data.train_file to a CSV/TSV/JSON/JSONL/Parquet file."
-            )
+        found.extend(self._data_source_problems())
         for key in DATA_PATH_KEYS:
             value = getattr(self.data, key)
             if value is None:
@@ -651,6 +668,39 @@ class RunConfig(_Section):
                 f"data.text_column and data.label_column must differ; both are '{self.data.text_column}'."
             )
         found.extend(self._search_problems())
+        return found
+
+    def _data_source_problems(self) -> list[str]:
+        data = self.data
+        if data.dataset is None:
+            if data.train_file is None:
+                return [
+                    "data.train_file is required; got nothing. Set data.train_file to a CSV/TSV/JSON/JSONL/Parquet "
+                    "file, or data.dataset to a dataset name."
+                ]
+            named = [k for k in ("dataset_config", "revision") if getattr(data, k) is not None]
+            named += ["dataset_splits"] if data.dataset_splits else []
+            if named:
+                return [
+                    f"data.{named[0]} applies to data.dataset, which is not set. Set data.dataset, or remove data.{named[0]}."
+                ]
+            return []
+        found = []
+        files = [k for k in DATA_PATH_KEYS if getattr(data, k) is not None]
+        if files:
+            found.append(
+                f"data.dataset and data.{files[0]} are both set; use one source. "
+                "Remove the files to train on the dataset, or data.dataset to train on your files."
+            )
+        if data.format != "auto":
+            found.append(
+                f"data.format={data.format} applies to files; data.dataset is read by `datasets`. Remove data.format."
+            )
+        if not data.dataset.strip() or not data.dataset.isprintable():
+            found.append(
+                f"data.dataset must be a dataset id or folder; got {short_repr(data.dataset)}. "
+                "Set it, e.g. stanfordnlp/sst2."
+            )
         return found
 
     def _search_problems(self) -> list[str]:

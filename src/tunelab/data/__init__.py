@@ -20,6 +20,7 @@ import pandas as pd
 
 from tunelab.config import DataConfig
 from tunelab.data.clean import clean_frame
+from tunelab.data.dataset_source import split_files
 from tunelab.data.imbalance import resample
 from tunelab.data.labels import LabelMap, check_labels, label_name
 from tunelab.data.leakage import check_leakage
@@ -83,9 +84,9 @@ class PreparedData:
 
 def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
     """Load, check, clean and split the configured files for a classification run."""
-    if cfg.train_file is None:
+    paths = split_files(cfg)
+    if paths["train"] is None:
         raise DataError("data.train_file is not set. Set it to a CSV/TSV/JSON/JSONL/Parquet file.")
-    paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     raw: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
     report: dict[str, Any] = {"files": {}, "warnings": []}

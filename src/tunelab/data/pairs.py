@@ -18,6 +18,7 @@ import pandas as pd
 from tunelab.config import RunConfig
 from tunelab.data import SPLITS, PreparedData, complete_splits
 from tunelab.data.clean import clean_frame
+from tunelab.data.dataset_source import split_files
 from tunelab.data.labels import LabelMap
 from tunelab.data.leakage import check_leakage
 from tunelab.data.load import (
@@ -46,7 +47,7 @@ def causal_format(cfg: RunConfig) -> Format:
         return "chat"
     if data.source_column or data.target_column:
         return "instruction"
-    path = data.train_file
+    path = split_files(data)["train"]
     if path is None or Path(path).suffix.lower() == ".txt" or not Path(path).is_file():
         return "text"
     stat = Path(path).stat()  # the key changes when the file does
@@ -72,9 +73,9 @@ def _column_names(
 def prepare_pairs(cfg: RunConfig, kind: Literal["seq2seq", "instruction", "chat"]) -> PreparedData:
     """Load, check, deduplicate and split the configured files for a generative run."""
     data = cfg.data
-    if data.train_file is None:
+    paths = split_files(data)
+    if paths["train"] is None:
         raise DataError("data.train_file is not set. Set it to a CSV/TSV/JSON/JSONL/Parquet file.")
-    paths = {"train": data.train_file, "validation": data.validation_file, "test": data.test_file}
     splits: dict[str, pd.DataFrame] = {}
     report: dict[str, Any] = {"files": {}}
     files: dict[str, str] = {}

@@ -19,6 +19,7 @@ from transformers import (
 from tunelab.config import RunConfig
 from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData, prepare_classification
+from tunelab.data.dataset_source import split_files
 from tunelab.data.imbalance import class_weights
 from tunelab.data.load import read_table
 from tunelab.data.split import stratified_sample
@@ -175,7 +176,8 @@ def test_metadata(cfg: RunConfig, data: PreparedData) -> pd.DataFrame | None:
     columns = cfg.eval.slice_columns
     if not columns:
         return None
-    source = cfg.data.test_file or cfg.data.train_file
+    files = split_files(cfg.data)
+    source = files["test"] or files["train"]
     assert source is not None
     frame = read_table(source, cfg.data.format, cfg.data.header, cfg.data.quoting, tuple(columns))
     missing = [c for c in columns if c not in frame.columns]

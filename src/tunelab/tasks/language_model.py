@@ -27,6 +27,7 @@ from tunelab.config import DataConfig, RunConfig
 from tunelab.data import SPLITS, PreparedData, complete_splits
 from tunelab.data.blocks import group_into_blocks
 from tunelab.data.clean import clean_frame
+from tunelab.data.dataset_source import split_files
 from tunelab.data.labels import LabelMap
 from tunelab.data.leakage import check_leakage
 from tunelab.data.load import TEXT_COLUMN_NAMES, file_sha256, pick_column, read_table
@@ -74,11 +75,11 @@ def read_corpus(path: str, cfg: DataConfig) -> tuple[pd.DataFrame, str]:
 
 
 def prepare_corpus(cfg: DataConfig, seed: int) -> PreparedData:
-    if cfg.train_file is None:
+    paths = split_files(cfg)
+    if paths["train"] is None:
         raise DataError(
             "data.train_file is not set. Set it to a .txt file or a table with a text column."
         )
-    paths = {"train": cfg.train_file, "validation": cfg.validation_file, "test": cfg.test_file}
     splits: dict[str, pd.DataFrame] = {}
     report: dict[str, Any] = {"files": {}}
     files: dict[str, str] = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.config import RunConfig, build_config, load_config
-from tunelab.errors import ConfigError, ModelError
+from tunelab.errors import ConfigError, DataError, ModelError
 from tunelab.models import model_dir_for
 from tunelab.suggest import did_you_mean, short_text
 from tunelab.training.tracking import check_tracking
@@ -46,8 +46,24 @@ def more_problems(cfg: RunConfig, found: list[str]) -> list[str]:
     typo is answered before torch and the plug-ins load."""
     more = model_problems(cfg)
     if not found and not more:
+        more = dataset_problems(cfg)
+    if not found and not more:
         more = plugin_problems(cfg)
     return more
+
+
+def dataset_problems(cfg: RunConfig) -> list[str]:
+    """data.dataset must load (from the cache, or the hub when downloads are on) and have the
+    splits asked for; loaded once per process, so train reuses what validate read."""
+    if cfg.data.dataset is None:
+        return []
+    from tunelab.data.dataset_source import split_files  # pandas and datasets: only when named
+
+    try:
+        split_files(cfg.data)
+    except DataError as exc:
+        return [str(exc)]
+    return []
 
 
 def model_problems(cfg: RunConfig) -> list[str]:

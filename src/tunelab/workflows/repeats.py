@@ -187,6 +187,10 @@ def _fold_config(
             "train_file": str(files / f"fold-{number}-train.jsonl"),
             "validation_file": str(files / f"fold-{number}-validation.jsonl"),
             "test_file": str(test_file),
+            "dataset": None,  # the folds are written as files from whatever source
+            "dataset_config": None,
+            "dataset_splits": {},
+            "revision": None,
             "format": "auto",
             "text_column": "text",
             "label_column": "label",

@@ -22,6 +22,7 @@ from transformers.utils import logging as hf_logging
 from tunelab.config import RunConfig, dump_yaml
 from tunelab.console import say
 from tunelab.data import SPLITS, PreparedData
+from tunelab.data.dataset_source import dataset_record
 from tunelab.data.inspect import build_report, write_report
 from tunelab.errors import ConfigError, OutputError, TunelabError
 from tunelab.files import check_writable_dir
@@ -394,6 +395,7 @@ def _start_card(
         task=cfg.task.type,
         method=cfg.method.name,
         data=data.summary(),
+        dataset=dataset_record(cfg.data),
         split_sha256=splits,
     )
     atomic_write_json(run_dir / CARD, card)
