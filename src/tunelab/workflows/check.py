@@ -16,6 +16,7 @@ from typing import Any
 from tunelab.config import RunConfig, build_config, load_config
 from tunelab.errors import ConfigError, DataError, ModelError
 from tunelab.models import model_dir_for
+from tunelab.models.context import context_of, rope_problem
 from tunelab.suggest import did_you_mean, short_text
 from tunelab.training.tracking import check_tracking
 
@@ -133,12 +134,23 @@ def _metric_problems(cfg: RunConfig, metrics: tuple[str, ...]) -> list[str]:
 
 
 def max_length_problem(cfg: RunConfig, model_dir: Path) -> str | None:
-    """data.max_length beyond the model's position embeddings (read from its config.json)."""
+    """model.rope_scaling must fit the model, and data.max_length its context: the position
+    embeddings read from its config.json, times the rope scaling factor when one is set."""
     from transformers import AutoConfig  # reads config.json only
 
-    limit = getattr(AutoConfig.from_pretrained(model_dir), "max_position_embeddings", None)
-    if isinstance(limit, int) and cfg.data.max_length > limit:
-        return f"data.max_length must be at most {limit} for {cfg.model.name}; got {cfg.data.max_length}. Set data.max_length={limit} or less."
+    model_config = AutoConfig.from_pretrained(model_dir)
+    problem = rope_problem(model_config, cfg.model)
+    if problem:
+        return problem
+    limit = context_of(model_config, cfg.model.rope_scaling).effective
+    if limit is not None and cfg.data.max_length > limit:
+        scaled = " (with model.rope_scaling)" if cfg.model.rope_scaling else ""
+        rotary = bool(getattr(model_config, "rope_parameters", None))
+        hint = ", or set model.rope_scaling" if rotary and not cfg.model.rope_scaling else ""
+        return (
+            f"data.max_length must be at most {limit} for {cfg.model.name}{scaled}; got {cfg.data.max_length}. "
+            f"Set data.max_length={limit} or less{hint}."
+        )
     return None
 
 

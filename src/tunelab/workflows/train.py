@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -30,6 +30,7 @@ from tunelab.io import atomic_directory, atomic_write_json, atomic_write_text, f
 from tunelab.methods import count_parameters, learning_rate, method_for
 from tunelab.methods.vocab import extend_vocabulary, mine_words
 from tunelab.models import hub_commit, load_tokenizer, model_dir_for
+from tunelab.models.context import Context, context_of
 from tunelab.models.precision import resolve_precision
 from tunelab.models.weights import refuse_non_finite
 from tunelab.runs import RunDir
@@ -268,9 +269,12 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
         f"model {cfg.model.name}: {params['trainable']:,} of {params['total']:,} parameters trainable "
         f"({params['trainable_share']:.1%}), method {cfg.method.name}, lr {learning_rate(cfg):g}, precision {precision}"
     )
+    context = _announce_context(model_dir, cfg)
+    card["context"] = asdict(context)
     encoded = task.tokenize(tokenizer, data, cfg)
     preflight = getattr(task, "preflight", None)
     if preflight:  # instruction tuning: the rendered example, truncation and masking shares
+        preflight["context"] = asdict(context)
         card["preflight"] = preflight
         atomic_write_json(run_dir / "preflight.json", preflight)
     card["memory_estimate_mb"] = _announce_memory(model, encoded, cfg, precision)
@@ -292,6 +296,16 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
         task,
         memory,
     )
+
+
+def _announce_context(model_dir: Path, cfg: RunConfig) -> Context:
+    """The context trained with: the model's position limit, scaled by model.rope_scaling."""
+    from transformers import AutoConfig
+
+    context = context_of(AutoConfig.from_pretrained(model_dir), cfg.model.rope_scaling)
+    if context.scaling is not None:
+        say(f"{context.describe()}; data.max_length {cfg.data.max_length:,}")
+    return context
 
 
 def _announce_memory(
