@@ -387,9 +387,10 @@ class LoraSettings(_Section):
     use_rslora: bool = Field(
         False, description="rsLoRA: scale by alpha/sqrt(r) instead of alpha/r (steadier at high r)"
     )
-    init: Literal["default", "gaussian"] = Field(
+    init: Literal["default", "gaussian", "pissa", "olora"] = Field(
         "default",
-        description="adapter start: default (B=0, A Kaiming-uniform) or gaussian (A normal)",
+        description="adapter start: default (B=0, A Kaiming-uniform), gaussian (A normal), pissa (principal "
+        "singular vectors) or olora (QR); pissa/olora are saved converted to plain LoRA of rank 2r",
     )
     modules_to_save: list[str] | None = Field(
         None, description="modules trained in full and saved with the adapter (e.g. [classifier])"

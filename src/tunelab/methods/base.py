@@ -12,12 +12,15 @@ code outside that module asks for a method by name. What a spec carries:
 - `load_kwargs(cfg)`: extra `from_pretrained` arguments (4-bit loading for qlora);
 - `callbacks(model, trainer, cfg)`: TrainerCallbacks it needs during training;
 - `checks(cfg)`: problems with a config that only this method can see (a CUDA GPU for qlora).
+- `save(model, directory)`: writes the trained model (or adapter); `save_pretrained` unless the
+  method must convert what it saves (PiSSA/OLoRA adapters, back to plain LoRA).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tunelab.registry import Registry
@@ -42,6 +45,10 @@ def _no_problems(cfg: RunConfig) -> list[str]:
     return []
 
 
+def _save_pretrained(model: Any, directory: Path) -> None:
+    model.save_pretrained(directory)
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     name: str
@@ -53,6 +60,7 @@ class MethodSpec:
     load_kwargs: Callable[[RunConfig], dict[str, Any]] = _no_kwargs
     callbacks: Callable[[Any, Any, RunConfig], list[Any]] = _no_callbacks
     checks: Callable[[RunConfig], list[str]] = _no_problems
+    save: Callable[[Any, Path], None] = _save_pretrained
 
     def __call__(self, model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
         return self.apply(model, cfg)

@@ -10,6 +10,7 @@ from transformers import PreTrainedModel
 from tunelab.config import RunConfig
 from tunelab.errors import ConfigError
 from tunelab.methods.base import METHODS, MethodSpec
+from tunelab.methods.lora import REWRITES_BASE, settings_problems
 from tunelab.methods.lora import apply as lora_apply
 from tunelab.methods.quantized import compute_dtype, cuda_problem, quantization_config
 
@@ -44,8 +45,14 @@ def load_kwargs(cfg: RunConfig) -> dict[str, Any]:
 
 
 def checks(cfg: RunConfig) -> list[str]:
+    found = settings_problems(cfg)
+    if cfg.method.lora.init in REWRITES_BASE:
+        found.append(
+            f"method.lora.init={cfg.method.lora.init} moves each weight's principal part into the adapter and "
+            "leaves the residual in the base, which a 4-bit base cannot hold exactly. Use method lora, or init default."
+        )
     problem = cuda_problem()
-    return [problem] if problem else []
+    return [*found, problem] if problem else found
 
 
 METHODS.add(

@@ -117,7 +117,7 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
 
 def _save_model(session: TrainingSession, trained: PreTrainedModel) -> None:
     with atomic_directory(session.run_dir / "model") as tmp:  # safetensors only, no pickle
-        trained.save_pretrained(tmp)
+        method_for(session.cfg).save(trained, tmp)
         session.tokenizer.save_pretrained(tmp)
         session.task.save_extras(tmp, session.data)
 

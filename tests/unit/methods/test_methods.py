@@ -246,6 +246,8 @@ LORA_VARIANTS = {
     "rslora": {"use_rslora": True},
     "gaussian": {"init": "gaussian"},
     "all-linear": {"target_modules": "all-linear"},
+    "pissa": {"init": "pissa"},
+    "olora": {"init": "olora"},
 }
 
 
@@ -272,9 +274,19 @@ def test_lora_variants_train_save_and_reload(case: Case, variant: str) -> None:
         assert abs(float(weight.detach().std()) - 1 / 4) < 0.1  # peft: normal with std 1/r
     if variant == "all-linear":
         assert len(layers) > len(lora_layers(plain))  # MLP projections too, not attention alone
+    if variant in ("pissa", "olora"):  # the principal part moves out of the base weight
+        name, layer = next(iter(layers.items()))
+        before = dict(plain.named_modules())[name].base_layer.weight
+        assert not torch.allclose(layer.base_layer.weight, before)
+        start = layer.lora_B["default"].weight @ layer.lora_A["default"].weight
+        assert float(start.detach().abs().max()) > 0  # B is not zero: the adapter starts from W's top part
+        scale = layer.scaling["default"]
+        assert torch.allclose(layer.base_layer.weight + scale * start, before, atol=1e-4)
     result = tunelab.train(cfg)
     saved = json.loads((result.run_dir / "model" / "adapter_config.json").read_text())
     assert saved["use_dora"] is (variant == "dora") and saved["use_rslora"] is (variant == "rslora")
+    if variant in ("pissa", "olora"):  # converted to plain LoRA on the unchanged base: rank 2r
+        assert saved["r"] == 8 and saved["init_lora_weights"] is True
     if case.task == "classification":
         reloaded = load_predictor(result.run_dir)
         report = tunelab.evaluate(result.run_dir)
