@@ -6,7 +6,8 @@
     ├── ModelError        a model source that cannot be found or loaded offline
     ├── RunDirError       a run directory that is missing or incomplete
     ├── OutputError       a place to write that cannot be written: read-only, a file, no space
-    └── TrainingError     training that cannot go on: the loss or gradients became NaN/inf
+    ├── TrainingError     training that cannot go on: the loss or gradients became NaN/inf
+    └── WorkerError       a process of a multi-process run failed: its rank and cause
 
 Internal bugs are not TunelabErrors and keep their traceback.
 """
@@ -32,6 +33,9 @@ class ConfigError(TunelabError):
             message = f"{len(self.problems)} problems in config{where}:\n{lines}"
         super().__init__(message)
 
+    def __reduce__(self) -> tuple[object, ...]:  # rebuilt from its parts (sent between ranks)
+        return (type(self), (self.problems, self.source))
+
 
 class DataError(TunelabError):
     """A data file or split that cannot be used as given."""
@@ -51,3 +55,17 @@ class OutputError(TunelabError):
 
 class TrainingError(TunelabError):
     """A run that diverged (non-finite loss, gradients or weights); nothing of it is kept as a result."""
+
+
+class WorkerError(TunelabError):
+    """A training process of a multi-process run failed; the message names its rank and cause.
+
+    `user_error`: the process itself ended on a TunelabError (exit code 2), not a crash or a signal.
+    """
+
+    def __init__(self, message: str, user_error: bool = False) -> None:
+        super().__init__(message)
+        self.user_error = user_error
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (type(self), (str(self), self.user_error))

@@ -25,7 +25,7 @@ from tunelab.cli.render import (
     print_summary,
 )
 from tunelab.console import console, errors
-from tunelab.errors import ConfigError, TunelabError
+from tunelab.errors import ConfigError, TunelabError, WorkerError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -53,8 +53,15 @@ def user_errors(command: F) -> F:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return command(*args, **kwargs)
-        except TunelabError as exc:
+        except WorkerError as exc:  # the launcher: one line for the rank that failed
             errors.print(f"error: {exc}", markup=False)
+            raise typer.Exit(code=2 if exc.user_error else 1) from None
+        except TunelabError as exc:
+            from tunelab.training.distributed import report_failure
+
+            # a worker of a multi-process run hands its line to the launcher, which names the rank
+            if not report_failure(f"error: {exc}"):
+                errors.print(f"error: {exc}", markup=False)
             raise typer.Exit(code=2) from None
 
     return wrapper  # type: ignore[return-value]
@@ -71,20 +78,48 @@ def train(
     seeds: Annotated[
         int, typer.Option("--seeds", help="repeat with seeds seed..seed+N-1 and report mean ± std")
     ] = 1,
+    nproc: Annotated[
+        int,
+        typer.Option(
+            "--nproc", help="training processes on this machine (torchrun; DDP by default)"
+        ),
+    ] = 1,
+    nnodes: Annotated[int, typer.Option("--nnodes", help="machines in a multi-node run")] = 1,
+    node_rank: Annotated[
+        int, typer.Option("--node-rank", help="this machine's rank, 0..nnodes-1")
+    ] = 0,
+    master_addr: Annotated[
+        str, typer.Option("--master-addr", help="multi-node: address of the rank-0 machine")
+    ] = "127.0.0.1",
+    master_port: Annotated[
+        int, typer.Option("--master-port", help="multi-node: a free TCP port on the rank-0 machine")
+    ] = 29500,
 ) -> None:
     """Fine-tune as CONFIG says; prints baseline vs fine-tuned metrics and the run directory."""
     from tunelab.workflows.check import load_checked as load_config
-    from tunelab.workflows.train import train as run_training
+    from tunelab.workflows.launch import Launch
 
     extra = ["train.resume=true"] if resume else []
     cfg = load_config(config, [*(overrides or []), *extra])
+    launch = Launch(nproc, nnodes, node_rank, master_addr, master_port)
+    if launch.needed:
+        from tunelab.workflows.launch import launch_workers
+
+        if seeds > 1:
+            raise ConfigError("--seeds and --nproc/--nnodes do not combine. Use one of the two.")
+        command = ["train", str(config), *(overrides or []), *(["--resume"] if resume else [])]
+        launch_workers(launch, command, cfg)
+        return
+    from tunelab.workflows.train import train as run_training
+
     if seeds > 1:
         from tunelab.workflows.repeats import repeat_seeds
 
         print_spread(repeat_seeds(cfg, seeds)["test"], f"test metrics over {seeds} seeds")
         return
     result = run_training(cfg)
-    print_summary(result.metrics, result.wall_seconds, result.run_dir)
+    if result.metrics:  # empty on ranks other than 0 of a multi-process run
+        print_summary(result.metrics, result.wall_seconds, result.run_dir)
 
 
 @app.command()

@@ -12,6 +12,7 @@ code outside that module asks for a method by name. What a spec carries:
 - `load_kwargs(cfg)`: extra `from_pretrained` arguments (4-bit loading for qlora);
 - `callbacks(model, trainer, cfg)`: TrainerCallbacks it needs during training;
 - `checks(cfg)`: problems with a config that only this method can see (a CUDA GPU for qlora).
+- `one_process_only`: why the method cannot train in several processes, or None when it can;
 - `save(model, directory)`: writes the trained model (or adapter); `save_pretrained` unless the
   method must convert what it saves (PiSSA/OLoRA adapters, back to plain LoRA).
 """
@@ -61,6 +62,7 @@ class MethodSpec:
     callbacks: Callable[[Any, Any, RunConfig], list[Any]] = _no_callbacks
     checks: Callable[[RunConfig], list[str]] = _no_problems
     save: Callable[[Any, Path], None] = _save_pretrained
+    one_process_only: str | None = None
 
     def __call__(self, model: PreTrainedModel, cfg: RunConfig) -> PreTrainedModel:
         return self.apply(model, cfg)

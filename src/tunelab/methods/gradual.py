@@ -45,5 +45,15 @@ def callbacks(model: PreTrainedModel, trainer: Any, cfg: RunConfig) -> list[Trai
 
 METHODS.add(
     "gradual_unfreeze",
-    MethodSpec("gradual_unfreeze", apply, default_lr=1e-4, settings="gradual", callbacks=callbacks),
+    MethodSpec(
+        "gradual_unfreeze",
+        apply,
+        default_lr=1e-4,
+        settings="gradual",
+        callbacks=callbacks,
+        # DDP fixes the set of synchronised weights when it wraps the model; weights unfrozen
+        # later would train apart on each process.
+        one_process_only="it unfreezes weights during the run, and DDP synchronises only the weights "
+        "that trained when it wrapped the model",
+    ),
 )

@@ -36,10 +36,13 @@ class ConciseProgress(TrainerCallback):
         self.show_bar = sys.stderr.isatty()
         self.bar: Any = None
         self.log_file = log_file
+        self.quiet = False
 
     def on_train_begin(
         self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
     ) -> None:
+        if not state.is_world_process_zero:  # several processes: rank 0 reports for all
+            self.show_bar, self.log_file, self.quiet = False, None, True
         if self.show_bar:
             self.bar = tqdm(total=state.max_steps, desc="train", dynamic_ncols=True, leave=False)
 
@@ -57,7 +60,7 @@ class ConciseProgress(TrainerCallback):
         logs: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if not logs:
+        if not logs or self.quiet:
             return
         line = format_log(logs, state)
         if self.bar is not None:

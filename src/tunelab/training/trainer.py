@@ -25,6 +25,7 @@ from tunelab.config import RunConfig
 from tunelab.methods import learning_rate, method_for
 from tunelab.runs.place import checkpoint_record, mark_complete
 from tunelab.tasks.base import Task
+from tunelab.training import distributed
 from tunelab.training.callbacks import ConciseProgress
 from tunelab.training.guards import FiniteGuard, FiniteLoss
 from tunelab.training.optimizer import build_optimizer
@@ -91,6 +92,7 @@ def training_arguments(
         seed=t.seed,
         data_seed=t.seed,
         dataloader_num_workers=0,
+        ddp_backend=distributed.backend(),  # gloo on CPU, nccl on CUDA; None for one process
         torch_compile=t.compile,
         **extra,
     )
@@ -120,8 +122,12 @@ class BucketedSampling:
             lengths = (
                 dataset["length"] if "length" in columns else [len(i) for i in dataset["input_ids"]]
             )
+            # Buckets of one optimizer step's global batch: each process takes its share of
+            # every bucket (Accelerate's batch sharding), so N processes see the batches one would.
             sampler = ShuffledLengthBuckets(
-                list(lengths), args.train_batch_size * args.gradient_accumulation_steps, seed=seed
+                list(lengths),
+                args.train_batch_size * args.gradient_accumulation_steps * args.world_size,
+                seed=seed,
             )
         else:
             sampler = super()._get_train_sampler(train_dataset)  # type: ignore[misc]
@@ -227,6 +233,29 @@ def resume_training(trainer: Trainer, checkpoint: Path | None) -> Any:
     return output
 
 
+def loss_counts_items(model: Any) -> bool:
+    """Whether the model's own loss honours `num_items_in_batch` (transformers' shared loss
+    functions for causal and masked LMs do; a head that calls CrossEntropyLoss itself does not)."""
+    import inspect
+
+    base = model
+    while hasattr(base, "get_base_model") and base is not base.get_base_model():
+        base = base.get_base_model()  # peft wrappers
+    try:
+        source = inspect.getsource(type(base).forward)
+    except (OSError, TypeError):
+        return False
+    if "self.loss_function(" not in source:
+        return False
+    function = getattr(base, "loss_function", None)
+    try:
+        return (
+            function is not None and "num_items_in_batch" in inspect.signature(function).parameters
+        )
+    except (TypeError, ValueError):
+        return False
+
+
 class TunelabTrainer(FiniteLoss, CompleteCheckpoints, BucketedSampling, Trainer):
     pass
 
@@ -261,6 +290,12 @@ def build_trainer(
         compute_metrics=task.compute_metrics,
         compute_loss_func=loss_function,
     )
+    if loss_function is None and not loss_counts_items(model):
+        # The model's forward takes **kwargs, so the Trainer assumes its loss divides by the
+        # items of the whole (accumulated, all-process) batch and stops dividing by the
+        # accumulation steps, and multiplies by the process count; BERT-style heads take a plain
+        # mean, so that scaled the gradients by both. Told the truth, it divides as it should.
+        trainer.model_accepts_loss_kwargs = False
     trainer.bucketed = (
         cfg.train.group_by_length and task.groups_by_length and cfg.train.bucket_order == "shuffled"
     )

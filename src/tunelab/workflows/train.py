@@ -49,11 +49,13 @@ from tunelab.runs.place import (
     stale_status,
 )
 from tunelab.tasks import Task, task_for, task_spec
+from tunelab.training import distributed
 from tunelab.training.memory import PeakMemory
 from tunelab.training.memory import estimate as estimate_memory
 from tunelab.training.tracking import check_tracking, track_run
 from tunelab.training.trainer import build_trainer, resume_training
 from tunelab.workflows.check import check
+from tunelab.workflows.launch import multi_process_problems
 
 
 @dataclass
@@ -91,12 +93,15 @@ def train(cfg: RunConfig, callbacks: tuple[Any, ...] = ()) -> TrainResult:
     session = prepare_training(cfg)
     for callback in callbacks:  # e.g. the search's pruning hook
         session.trainer.add_callback(callback)
+    here = distributed.world()
     with run_status(session):
         checkpoint = resume_checkpoint(session.run_dir) if session.cfg.train.resume else None
-        before = session.task.before_training(session)
+        before = session.task.before_training(session) if here.is_main else {}
         if checkpoint is not None:
             say(f"resuming from {checkpoint}")
         train_output = resume_training(session.trainer, checkpoint)
+        if not here.is_main:  # rank 0 alone saves, scores, reports and publishes the run
+            return TrainResult(session.place.final, {}, time.perf_counter() - started)
         trained = cast(PreTrainedModel, session.trainer.model)  # the best checkpoint, restored
         refuse_non_finite(trained, "the trained model")
         memory = _measured_memory(session)
@@ -170,6 +175,8 @@ def run_status(session: TrainingSession) -> Iterator[None]:
     run_dir = session.run_dir
 
     def mark(status: str, reason: str) -> None:
+        if not distributed.world().is_main:
+            return  # rank 0 owns the run card
         session.card.update(status=status, finished_at=now(), reason=reason)
         with suppress(OSError):  # a full disk may refuse even this small write
             atomic_write_json(run_dir / CARD, session.card)
@@ -247,17 +254,23 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
 
-    data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
+    here = distributed.start()  # one process, or one of torchrun's workers
+    problems = multi_process_problems(cfg, here.world_size)  # started by torchrun/accelerate
+    if problems:
+        raise ConfigError(problems)
+    with distributed.main_first():  # the same data on every rank; caches written once
+        data = task.prepare_data(cfg)  # every data problem surfaces before anything is written
     model_dir = model_dir_for(cfg.model)
-    place = _claim_run_dir(cfg)
+    place = distributed.decide(lambda: _claim_run_dir(cfg))  # rank 0 claims, all write there
     run_dir = place.work
-    card = _start_card(cfg, run_dir, data, precision, model_dir)
+    card = _start_card(cfg, run_dir, data, precision, model_dir, write=here.is_main)
     _describe_data(data)
 
     set_seed(cfg.train.seed)
     tokenizer = load_tokenizer(model_dir, cfg.model)
     data_report = build_report(data, tokenizer, cfg.data.max_length)
-    write_report(data_report, run_dir)
+    if here.is_main:
+        write_report(data_report, run_dir)
     for warning in data_report["warnings"]:
         say(f"data warning: {warning}")
     memory = PeakMemory()  # the runtime is loaded; what grows from here is the run's own
@@ -276,11 +289,23 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     if preflight:  # instruction tuning: the rendered example, truncation and masking shares
         preflight["context"] = asdict(context)
         card["preflight"] = preflight
-        atomic_write_json(run_dir / "preflight.json", preflight)
+        if here.is_main:
+            atomic_write_json(run_dir / "preflight.json", preflight)
     card["memory_estimate_mb"] = _announce_memory(model, encoded, cfg, precision)
     trainer = build_trainer(
         model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
     )
+    card["processes"] = here.record(
+        distributed.backend(), cfg.train.batch_size, cfg.train.grad_accum
+    )
+    if here.is_main:
+        atomic_write_json(run_dir / CARD, card)
+    if here.distributed:
+        say(
+            f"processes: {here.world_size} on {here.nodes} node(s), backend {card['processes']['backend']}, "
+            f"global batch {card['processes']['global_batch']} = {cfg.train.batch_size} per process x "
+            f"{here.world_size} x {cfg.train.grad_accum} accumulation"
+        )
     return TrainingSession(
         cfg,
         data,
@@ -380,7 +405,12 @@ def _claim_run_dir(cfg: RunConfig) -> RunPlace:
 
 
 def _start_card(
-    cfg: RunConfig, run_dir: Path, data: PreparedData, precision: str, model_dir: Path
+    cfg: RunConfig,
+    run_dir: Path,
+    data: PreparedData,
+    precision: str,
+    model_dir: Path,
+    write: bool = True,
 ) -> dict[str, Any]:
     splits = {split: split_sha256(data.splits[split]) for split in SPLITS}
     previous: dict[str, Any] = {}
@@ -391,7 +421,8 @@ def _start_card(
                 f"train.resume: the data changed since {run_dir} was started (its splits differ). "
                 "Resume with the same data files, or start a new run."
             )
-    atomic_write_text(run_dir / CONFIG, dump_yaml(cfg))
+    if write:
+        atomic_write_text(run_dir / CONFIG, dump_yaml(cfg))
     card = base_card(cfg.train.seed, precision, cfg.data.max_length)
     if previous:
         card.update(
@@ -412,7 +443,8 @@ def _start_card(
         dataset=dataset_record(cfg.data),
         split_sha256=splits,
     )
-    atomic_write_json(run_dir / CARD, card)
+    if write:
+        atomic_write_json(run_dir / CARD, card)
     say(f"run directory: {run_dir}")
     return card
 

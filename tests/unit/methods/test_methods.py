@@ -279,7 +279,8 @@ def test_lora_variants_train_save_and_reload(case: Case, variant: str) -> None:
         before = dict(plain.named_modules())[name].base_layer.weight
         assert not torch.allclose(layer.base_layer.weight, before)
         start = layer.lora_B["default"].weight @ layer.lora_A["default"].weight
-        assert float(start.detach().abs().max()) > 0  # B is not zero: the adapter starts from W's top part
+        # B is not zero: the adapter starts from W's top part
+        assert float(start.detach().abs().max()) > 0
         scale = layer.scaling["default"]
         assert torch.allclose(layer.base_layer.weight + scale * start, before, atol=1e-4)
     result = tunelab.train(cfg)

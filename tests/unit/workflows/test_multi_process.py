@@ -1,0 +1,181 @@
+"""`tunelab train --nproc 2`: two processes on loopback (gloo), against one process with the same
+global batch. The train split (200 rows) divides by the global batch (20), so each optimizer step
+sees the same examples; the validation split (25 rows) does not divide by 2, the padded-last-batch
+case of gathered evaluation."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import toy_sentiment
+
+TUNELAB = str(Path(sys.executable).with_name("tunelab"))
+# Eval loss is a per-batch mean weighted by batch, and a padded last batch on one rank holds a
+# repeated row: it may differ in the 4th decimal. Metrics come from gathered predictions: equal.
+EVAL_LOSS_TOLERANCE = 1e-3
+TRAIN_LOSS_TOLERANCE = 1e-5
+
+
+def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    return subprocess.run(
+        [TUNELAB, *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=600
+    )
+
+
+@pytest.fixture
+def config(tmp_path: Path, tiny_bert_dir: Path) -> Path:
+    data = tmp_path / "toy.csv"
+    toy_sentiment(250).to_csv(data, index=False)
+    raw = {
+        "data": {"train_file": str(data), "max_length": 16},
+        "model": {"name": str(tiny_bert_dir), "dropout": 0.0},  # no dropout: no per-rank RNG
+        "train": {
+            "epochs": 6,
+            "batch_size": 20,
+            "lr": 5e-3,
+            "warmup_ratio": 0.0,
+            "precision": "fp32",
+            "log_every": 2,
+            "seed": 7,
+        },
+        "eval": {"forgetting": False},
+        "output": {"dir": str(tmp_path / "runs"), "name": "one"},
+    }
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _log(run_dir: Path) -> list[dict]:
+    lines = (run_dir / "logs" / "train_log.jsonl").read_text().splitlines()
+    return [json.loads(line) for line in lines]
+
+
+def _files(run_dir: Path) -> set[str]:
+    names = set()
+    for path in run_dir.rglob("*"):
+        if path.is_file() and "tfevents" not in path.name:
+            names.add(str(path.relative_to(run_dir)).replace("rng_state_0.pth", "rng_state.pth"))
+    return names
+
+
+def test_two_processes_train_like_one_with_the_same_global_batch(
+    config: Path, tmp_path: Path
+) -> None:
+    one = run("train", str(config), cwd=tmp_path)
+    assert one.returncode == 0, one.stderr[-2000:]
+    two = run(
+        "train", str(config), "--nproc", "2", "train.batch_size=10", "output.name=two", cwd=tmp_path
+    )
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert (
+        "processes: 2 on 1 node(s), backend gloo, global batch 20 = 10 per process x 2"
+        in two.stdout
+    )
+    assert two.stdout.count("held-out test split") == 1  # rank 0 alone scores and prints
+    runs = tmp_path / "runs"
+    first, second = _log(runs / "one"), _log(runs / "two")
+    assert [e["step"] for e in first] == [e["step"] for e in second]
+    for a, b in zip(first, second, strict=True):
+        if "loss" in a:
+            assert b["loss"] == pytest.approx(a["loss"], abs=TRAIN_LOSS_TOLERANCE), a["step"]
+        if "eval_loss" in a:
+            assert b["eval_loss"] == pytest.approx(a["eval_loss"], abs=EVAL_LOSS_TOLERANCE)
+            assert b["eval_accuracy"] == a["eval_accuracy"]  # 25 rows gathered, none twice
+    m1 = json.loads((runs / "one" / "metrics.json").read_text())
+    m2 = json.loads((runs / "two" / "metrics.json").read_text())
+    assert m2["test"]["confusion_matrix"] == m1["test"]["confusion_matrix"]
+    assert sum(map(sum, m2["test"]["confusion_matrix"]["matrix"])) == 25
+    assert m1["test"]["accuracy"] > 0.9  # a run that learned, not one stuck on the majority
+    assert m2["training"]["train_loss"] == pytest.approx(m1["training"]["train_loss"], abs=1e-5)
+    card = json.loads((runs / "two" / "run_card.json").read_text())
+    assert card["status"] == "completed"
+    assert card["processes"] == {
+        "world_size": 2,
+        "nodes": 1,
+        "processes_per_node": 2,
+        "backend": "gloo",
+        "per_device_batch": 10,
+        "gradient_accumulation": 1,
+        "global_batch": 20,
+    }
+    # Rank 0 alone writes: the same files as one process, plus rank 1's RNG state in each
+    # checkpoint (the Trainer's, for an exact resume).
+    extra = _files(runs / "two") - _files(runs / "one")
+    assert extra and all(name.endswith("rng_state_1.pth") for name in extra)
+    assert _files(runs / "one") <= _files(runs / "two")
+
+
+def test_a_refusal_on_rank_0_is_one_line_naming_the_rank(config: Path, tmp_path: Path) -> None:
+    (tmp_path / "runs" / "one").mkdir(parents=True)  # not a tunelab run: never overwritten
+    result = run("train", str(config), "--nproc", "2", "train.batch_size=10", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert (
+        lines[0].startswith("error: rank 0: config: output: run directory")
+        and "already exists" in lines[0]
+    )
+
+
+def test_a_method_that_cannot_run_in_several_processes_is_refused_before_any_starts(
+    config: Path, tmp_path: Path
+) -> None:
+    result = run("train", str(config), "--nproc", "2", "method.name=gradual_unfreeze", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "method gradual_unfreeze trains in one process only" in lines[0]
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_killed_worker_ends_the_run_in_one_line_naming_its_rank(
+    config: Path, tmp_path: Path
+) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    launcher = subprocess.Popen(
+        [TUNELAB, "train", str(config), "--nproc", "2", "train.batch_size=10", "train.epochs=200"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    card = tmp_path / "runs" / "one" / "run_card.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (tmp_path / "runs" / "one" / "checkpoints").is_dir():
+        time.sleep(0.5)
+    victim = None
+    for pid in map(
+        int,
+        subprocess.run(
+            ["pgrep", "-f", "tunelab train"], capture_output=True, text=True
+        ).stdout.split(),
+    ):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            b"RANK=1" in environ
+            and str(tmp_path).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ):
+            victim = pid
+    assert victim is not None, "rank 1's process was not found"
+    os.kill(victim, signal.SIGKILL)
+    _, stderr = launcher.communicate(timeout=300)
+    assert launcher.returncode == 1
+    lines = [line for line in stderr.splitlines() if line.strip() and not line.startswith("[rank")]
+    assert lines[-1].startswith("error: training process rank 1 failed, killed by SIGKILL"), stderr[
+        -2000:
+    ]
+    assert json.loads(card.read_text())["status"] in ("failed", "interrupted")
