@@ -424,13 +424,37 @@ class MethodConfig(_Section):
     virtual_tokens: VirtualTokenSettings = Field(default_factory=VirtualTokenSettings)
 
 
+class DistributedConfig(_Section):
+    """How several processes share the model (`tunelab train --nproc N`, torchrun, accelerate launch)."""
+
+    strategy: Literal["ddp", "fsdp", "deepspeed"] = Field(
+        "ddp",
+        description="ddp = a full copy per process (the default); fsdp = PyTorch FSDP2 shards weights, "
+        "gradients and optimizer state; deepspeed = ZeRO (needs the deepspeed package)",
+    )
+    sharding: Literal["full_shard", "shard_grad_op"] = Field(
+        "full_shard",
+        description="fsdp: full_shard also frees gathered weights after forward (least memory); "
+        "shard_grad_op keeps them until backward (faster)",
+    )
+    zero_stage: Literal[1, 2, 3] = Field(
+        2, description="deepspeed: 1 shards optimizer state, 2 also gradients, 3 also weights"
+    )
+    cpu_offload: bool = Field(
+        False,
+        description="fsdp/deepspeed: keep sharded state in CPU memory (slower, less GPU memory)",
+    )
+
+
 class TrainConfig(_Section):
     epochs: float = Field(3.0, gt=0, description="passes over train; early stopping may end sooner")
     max_steps: int | None = Field(
         None, gt=0, description="stop after this many optimizer steps (overrides epochs)"
     )
     batch_size: int = Field(
-        32, gt=0, description="per step; 32 with lr 1e-4 trains MiniLM-size models fast on CPU"
+        32,
+        gt=0,
+        description="per process and step; 32 with lr 1e-4 trains MiniLM-size models fast on CPU",
     )
     eval_batch_size: int = Field(
         128, gt=0, description="evaluation needs no gradients, so larger batches are cheap"
@@ -497,6 +521,7 @@ class TrainConfig(_Section):
         description="continue an interrupted run from its latest checkpoint: optimizer, schedule and RNG restored",
     )
     threads: int | None = Field(None, gt=0, description="torch CPU threads; all cores when unset")
+    distributed: DistributedConfig = Field(default_factory=DistributedConfig)
     compile: bool = Field(
         False,
         description="torch.compile the model (Inductor): pays back its compile time only on long runs; "

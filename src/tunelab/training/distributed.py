@@ -18,7 +18,10 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
+
+if TYPE_CHECKING:
+    from tunelab.config import DistributedConfig
 
 T = TypeVar("T")
 
@@ -44,11 +47,12 @@ class World:
         return max(1, self.world_size // max(1, self.local_world_size))
 
     def record(
-        self, backend: str | None, per_device_batch: int, accumulation: int
+        self, backend: str | None, per_device_batch: int, accumulation: int, strategy: str = "ddp"
     ) -> dict[str, Any]:
-        """For the run card: who trained, and the batch one optimizer step saw."""
+        """For the run card: who trained, how the model was shared, the batch one step saw."""
         return {
             "world_size": self.world_size,
+            "strategy": strategy if self.distributed else None,
             "nodes": self.nodes,
             "processes_per_node": self.local_world_size,
             "backend": backend,
@@ -145,6 +149,78 @@ def main_first() -> Iterator[None]:
     finally:
         if here.is_main:
             barrier()
+
+
+def strategy_arguments(settings: DistributedConfig, model: Any) -> dict[str, Any]:
+    """TrainingArguments for train.distributed: FSDP2 or DeepSpeed ZeRO as the Trainer names
+    them; nothing for DDP (the Trainer's default) or for one process."""
+    if not world().distributed or settings.strategy == "ddp":
+        return {}
+    if settings.strategy == "fsdp":
+        base = model.get_base_model() if hasattr(model, "get_base_model") else model
+        layers = sorted(getattr(base, "_no_split_modules", None) or [])
+        fsdp_config: dict[str, Any] = {
+            "version": 2,
+            "reshard_after_forward": settings.sharding == "full_shard",
+            "cpu_offload": settings.cpu_offload,
+        }
+        if layers:  # one FSDP unit per transformer block, as the model class names them
+            fsdp_config |= {
+                "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+                "transformer_layer_cls_to_wrap": layers,
+            }
+        return {"fsdp": settings.sharding, "fsdp_config": fsdp_config}
+    offload = {"device": "cpu", "pin_memory": True} if settings.cpu_offload else None
+    zero: dict[str, Any] = {"stage": settings.zero_stage}
+    if offload:
+        zero["offload_optimizer"] = offload
+        if settings.zero_stage == 3:
+            zero["offload_param"] = offload
+    return {
+        "deepspeed": {
+            "zero_optimization": zero,
+            # "auto": the Trainer fills these from its own arguments, so they cannot disagree
+            "train_micro_batch_size_per_gpu": "auto",
+            "train_batch_size": "auto",
+            "gradient_accumulation_steps": "auto",
+            "gradient_clipping": "auto",
+            "bf16": {"enabled": "auto"},
+            "fp16": {"enabled": "auto"},
+        }
+    }
+
+
+def strategy_problems(settings: DistributedConfig, method_quantized: bool) -> list[str]:
+    """What train.distributed cannot do here, in one line each (run by config validate)."""
+    import importlib.util
+
+    found = []
+    if settings.strategy == "fsdp" and not _accelerator_present():
+        found.append(
+            "train.distributed.strategy=fsdp needs GPUs (CUDA or another accelerator): Accelerate runs FSDP "
+            "there only, and on a CPU the Trainer would quietly train with DDP. Use strategy ddp on a CPU."
+        )
+    if settings.strategy == "deepspeed" and importlib.util.find_spec("deepspeed") is None:
+        found.append(
+            "train.distributed.strategy=deepspeed needs DeepSpeed, which is not installed: pip install deepspeed "
+            "(it builds CUDA kernels: a GPU machine). Or use strategy fsdp or ddp."
+        )
+    if method_quantized and (
+        settings.strategy == "fsdp"
+        or (settings.strategy == "deepspeed" and settings.zero_stage == 3)
+    ):
+        found.append(
+            f"train.distributed.strategy={settings.strategy} shards the weights, which a 4-bit base "
+            "(method qlora) cannot be split into. Use strategy ddp (or deepspeed with zero_stage 1 or 2)."
+        )
+    return found
+
+
+def _accelerator_present() -> bool:
+    import torch
+
+    xpu = getattr(torch, "xpu", None)
+    return torch.cuda.is_available() or bool(xpu is not None and xpu.is_available())
 
 
 def report_failure(message: str) -> bool:

@@ -33,7 +33,11 @@ from tunelab.training.sampling import SeededLengthGroupedSampler, ShuffledLength
 
 
 def training_arguments(
-    cfg: RunConfig, output_dir: Path, precision: str, task: Task | None = None
+    cfg: RunConfig,
+    output_dir: Path,
+    precision: str,
+    task: Task | None = None,
+    model: Any = None,
 ) -> TrainingArguments:
     from tunelab.tasks import task_for
 
@@ -94,6 +98,7 @@ def training_arguments(
         dataloader_num_workers=0,
         ddp_backend=distributed.backend(),  # gloo on CPU, nccl on CUDA; None for one process
         torch_compile=t.compile,
+        **distributed.strategy_arguments(t.distributed, model),  # fsdp / deepspeed, when several
         **extra,
     )
 
@@ -275,7 +280,7 @@ def build_trainer(
     loss_function: Any = None,
 ) -> Trainer:
     optimizer = build_optimizer(model, learning_rate(cfg), cfg.train.weight_decay, cfg.method.llrd)
-    args = training_arguments(cfg, run_dir / "checkpoints", precision, task)
+    args = training_arguments(cfg, run_dir / "checkpoints", precision, task, model)
     trainer_class = (
         TunelabSeq2SeqTrainer if isinstance(args, Seq2SeqTrainingArguments) else TunelabTrainer
     )

@@ -18,6 +18,7 @@ from tunelab.errors import ConfigError, DataError, ModelError
 from tunelab.models import model_dir_for
 from tunelab.models.context import context_of, rope_problem
 from tunelab.suggest import did_you_mean, short_text
+from tunelab.training.distributed import strategy_problems
 from tunelab.training.tracking import check_tracking
 
 
@@ -109,6 +110,9 @@ def plugin_problems(cfg: RunConfig) -> list[str]:
         check_tracking(cfg)
     except ConfigError as exc:
         found.extend(exc.problems)
+    found.extend(
+        strategy_problems(cfg.train.distributed, method is not None and method.quantized_base)
+    )
     if task is not None and not found:
         found.extend(_metric_problems(cfg, task.metric_names(cfg)))
     if not found:

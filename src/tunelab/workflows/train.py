@@ -295,14 +295,21 @@ def prepare_training(cfg: RunConfig) -> TrainingSession:
     trainer = build_trainer(
         model, tokenizer, encoded, task, cfg, run_dir, precision, task.loss_function(data, cfg)
     )
+    strategy = (  # what the Trainer really set up, not what was asked for
+        "fsdp"
+        if trainer.is_fsdp_enabled
+        else "deepspeed"
+        if trainer.is_deepspeed_enabled
+        else "ddp"
+    )
     card["processes"] = here.record(
-        distributed.backend(), cfg.train.batch_size, cfg.train.grad_accum
+        distributed.backend(), cfg.train.batch_size, cfg.train.grad_accum, strategy
     )
     if here.is_main:
         atomic_write_json(run_dir / CARD, card)
     if here.distributed:
         say(
-            f"processes: {here.world_size} on {here.nodes} node(s), backend {card['processes']['backend']}, "
+            f"processes: {here.world_size} on {here.nodes} node(s), {strategy}, backend {card['processes']['backend']}, "
             f"global batch {card['processes']['global_batch']} = {cfg.train.batch_size} per process x "
             f"{here.world_size} x {cfg.train.grad_accum} accumulation"
         )

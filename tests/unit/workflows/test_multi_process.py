@@ -79,7 +79,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     )
     assert two.returncode == 0, two.stderr[-2000:]
     assert (
-        "processes: 2 on 1 node(s), backend gloo, global batch 20 = 10 per process x 2"
+        "processes: 2 on 1 node(s), ddp, backend gloo, global batch 20 = 10 per process x 2"
         in two.stdout
     )
     assert two.stdout.count("held-out test split") == 1  # rank 0 alone scores and prints
@@ -102,6 +102,7 @@ def test_two_processes_train_like_one_with_the_same_global_batch(
     assert card["status"] == "completed"
     assert card["processes"] == {
         "world_size": 2,
+        "strategy": "ddp",
         "nodes": 1,
         "processes_per_node": 2,
         "backend": "gloo",
@@ -179,3 +180,63 @@ def test_a_killed_worker_ends_the_run_in_one_line_naming_its_rank(
         -2000:
     ]
     assert json.loads(card.read_text())["status"] in ("failed", "interrupted")
+
+
+def test_multi_node_flags_reach_torchrun_as_its_own_options() -> None:
+    """Two machines cannot be tried here: check the wiring into torchrun's own parser instead."""
+    from torch.distributed.run import get_args_parser
+
+    from tunelab.workflows.launch import Launch, torchrun_arguments
+
+    launch = Launch(nproc=8, nnodes=2, node_rank=1, master_addr="10.0.0.1", master_port=29400)
+    args = get_args_parser().parse_args(
+        torchrun_arguments(launch, ["train", "my.yaml", "train.lr=1e-4"])
+    )
+    assert (args.nproc_per_node, args.nnodes, args.node_rank) == ("8", "2", 1)
+    assert (args.master_addr, args.master_port, args.standalone) == ("10.0.0.1", 29400, False)
+    assert args.no_python and args.training_script == sys.executable
+    assert args.training_script_args == ["-m", "tunelab", "train", "my.yaml", "train.lr=1e-4"]
+    local = get_args_parser().parse_args(torchrun_arguments(Launch(nproc=2), ["train", "x.yaml"]))
+    assert local.standalone and local.nproc_per_node == "2"  # one machine: a free local port
+    assert Launch(nproc=2, nnodes=2, node_rank=2).problems() == [
+        "--node-rank must be in 0..1 for --nnodes 2; got 2."
+    ]
+
+
+def test_fsdp_and_deepspeed_settings_become_the_trainers_own(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tiny_bert_dir: Path
+) -> None:
+    """FSDP and DeepSpeed need GPUs, so they cannot run here; what can be checked is that the
+    settings become the Trainer's own arguments, which transformers accepts, and the refusals."""
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
+
+    from tunelab.config import DistributedConfig
+    from tunelab.training.distributed import strategy_arguments, strategy_problems
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert_dir)
+    assert strategy_arguments(DistributedConfig(strategy="fsdp"), model) == {}  # one process
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    fsdp = strategy_arguments(DistributedConfig(strategy="fsdp", sharding="shard_grad_op"), model)
+    assert fsdp["fsdp_config"]["transformer_layer_cls_to_wrap"] == ["BertEmbeddings", "BertLayer"]
+    assert (
+        fsdp["fsdp_config"]["reshard_after_forward"] is False
+        and fsdp["fsdp_config"]["version"] == 2
+    )
+    monkeypatch.delenv("WORLD_SIZE")  # TrainingArguments reads it too
+    args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, **fsdp)
+    assert args.fsdp_plugin_args["fsdp_version"] == 2
+    assert args.fsdp_plugin_args["transformer_cls_names_to_wrap"] == "BertEmbeddings,BertLayer"
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    zero = strategy_arguments(
+        DistributedConfig(strategy="deepspeed", zero_stage=3, cpu_offload=True), model
+    )
+    assert zero["deepspeed"]["zero_optimization"] == {
+        "stage": 3,
+        "offload_optimizer": {"device": "cpu", "pin_memory": True},
+        "offload_param": {"device": "cpu", "pin_memory": True},
+    }
+    problems = strategy_problems(DistributedConfig(strategy="fsdp"), method_quantized=True)
+    assert any("4-bit base" in p for p in problems)
+    if not __import__("torch").cuda.is_available():
+        assert any("needs GPUs" in p for p in problems)
+    assert strategy_problems(DistributedConfig(), method_quantized=True) == []
