@@ -59,6 +59,9 @@ def user_errors(command: F) -> F:
         except TunelabError as exc:
             from tunelab.training.distributed import report_failure
 
+            if getattr(exc, "decided_by_rank_0", False):  # rank 0 reports this one
+                raise typer.Exit(code=0) from None
+
             # a worker of a multi-process run hands its line to the launcher, which names the rank
             if not report_failure(f"error: {exc}"):
                 errors.print(f"error: {exc}", markup=False)

@@ -124,7 +124,11 @@ def decide(choose: Callable[[], T]) -> T:
             outcome = ("error", exc)
     outcome = share(outcome)
     if outcome[0] == "error":
-        raise outcome[1]
+        error = outcome[1]
+        # rank 0 reports it; the others end quietly (see the CLI), so that the launcher names
+        # rank 0 and torchelastic does not stop rank 0 before it has said why
+        error.decided_by_rank_0 = not here.is_main
+        raise error
     return cast(T, outcome[1])
 
 

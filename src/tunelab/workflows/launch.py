@@ -95,9 +95,13 @@ def launch_workers(launch: Launch, command: list[str], cfg: RunConfig) -> None:
         run(args)
     except ChildFailedError as exc:
         rank, failure = exc.get_first_failure()
-        if all(f.exitcode == 2 for f in exc.failures.values()):  # the same refusal on every rank
-            rank = min(exc.failures)
-            failure = exc.failures[rank]
+        said = sorted(  # a worker's own one-line error beats a rank stopped because of it
+            r
+            for r, f in exc.failures.items()
+            if f.exitcode == 2 and isinstance(f.message, str) and f.message.startswith("error: ")
+        )
+        if said:
+            rank, failure = said[0], exc.failures[said[0]]
         others = len(exc.failures) - 1
         also = f" ({others} other rank(s) stopped with it)" if others > 0 else ""
         message = failure.message if isinstance(failure.message, str) else ""
