@@ -78,6 +78,31 @@ def clean_frame(frame: pd.DataFrame, cfg: CleanConfig) -> tuple[pd.DataFrame, di
     out = out[~short]
     report["cleaned"] = duplicate_stats(out["text"])
 
+    out, resolved = resolve_duplicates(out, cfg, dropped)
+    report.update(resolved)
+    if cfg.near_duplicates:
+        pairs = near_duplicate_pairs(
+            out["text"].tolist(), out["text"].tolist(), cfg.near_duplicate_threshold, same_set=True
+        )
+        later = sorted({max(i, j) for i, j in pairs})
+        dropped["near_duplicate"] = len(later)
+        out = out.drop(out.index[later])
+    report["dropped"] = {reason: n for reason, n in dropped.items() if n}
+    report["rows_out"] = len(out)
+    return out, report
+
+
+def resolve_duplicates(
+    frame: pd.DataFrame, cfg: CleanConfig, dropped: Counter[str]
+) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Conflicting labels per data.clean.conflicts, then exact duplicates (the first kept).
+
+    Rows are compared by their 'text' column: the cleaned text itself, or any key that stands for
+    it one to one (a hash, for a file too big to hold twice); drops are counted into `dropped`,
+    and the report holds the conflicts.
+    """
+    out = frame
+    report: dict[str, Any] = {}
     conflicted = conflict_groups(out)
     report["conflicts"] = {
         "texts": int(out.loc[conflicted, "text"].nunique()),
@@ -100,15 +125,6 @@ def clean_frame(frame: pd.DataFrame, cfg: CleanConfig) -> tuple[pd.DataFrame, di
         repeated = out["text"].duplicated(keep="first")
         dropped["exact_duplicate"] = int(repeated.sum())
         out = out[~repeated]
-    if cfg.near_duplicates:
-        pairs = near_duplicate_pairs(
-            out["text"].tolist(), out["text"].tolist(), cfg.near_duplicate_threshold, same_set=True
-        )
-        later = sorted({max(i, j) for i, j in pairs})
-        dropped["near_duplicate"] = len(later)
-        out = out.drop(out.index[later])
-    report["dropped"] = {reason: n for reason, n in dropped.items() if n}
-    report["rows_out"] = len(out)
     return out, report
 
 
