@@ -20,6 +20,7 @@ import errno
 import os
 import shutil
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -301,6 +302,33 @@ def update_card(run_dir: Path, **fields: Any) -> None:
     if card is not None:
         card.update(fields)
         atomic_write_json(run_dir / CARD, card)
+
+
+def close_abandoned(output_dir: str | Path, since: datetime, reason: str) -> list[Path]:
+    """Mark failed the runs in `output_dir` started on this host at or after `since` whose card still
+    says running though their process is gone: a worker killed while blocked in a collective never
+    gets to write its own card, so the launcher that saw it stop does."""
+    parent = Path(output_dir)
+    closed: list[Path] = []
+    if not parent.is_dir():
+        return closed
+    for run_dir in sorted(parent.iterdir()):
+        card = read_json(run_dir / CARD) if is_tunelab_run(run_dir) else None
+        if card is None or stale_status(card) is None:
+            continue
+        try:
+            started = datetime.fromisoformat(str(card.get("started_at")))
+        except ValueError:
+            continue
+        if started >= since:
+            update_card(
+                run_dir,
+                status="failed",
+                finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+                reason=reason,
+            )
+            closed.append(run_dir)
+    return closed
 
 
 def stale_status(card: dict[str, Any]) -> str | None:

@@ -16,6 +16,8 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
 from tunelab.config import RunConfig
 from tunelab.errors import ConfigError, WorkerError
@@ -91,34 +93,44 @@ def launch_workers(launch: Launch, command: list[str], cfg: RunConfig) -> None:
     cores = os.cpu_count() or 1
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cores // launch.nproc)))
     args = get_args_parser().parse_args(torchrun_arguments(launch, command))
+    started = datetime.now(UTC).replace(microsecond=0)
     try:
         run(args)
     except ChildFailedError as exc:
-        rank, failure = exc.get_first_failure()
-        said = sorted(  # a worker's own one-line error beats a rank stopped because of it
-            r
-            for r, f in exc.failures.items()
-            if f.exitcode == 2 and isinstance(f.message, str) and f.message.startswith("error: ")
-        )
-        if said:
-            rank, failure = said[0], exc.failures[said[0]]
-        others = len(exc.failures) - 1
-        also = f" ({others} other rank(s) stopped with it)" if others > 0 else ""
-        message = failure.message if isinstance(failure.message, str) else ""
-        if failure.exitcode == 2 and message.startswith("error: "):  # the worker's own line
-            raise WorkerError(
-                f"rank {rank}: {message.removeprefix('error: ')}", user_error=True
-            ) from None
-        if failure.exitcode < 0:
-            cause = f"killed by {failure.signal_name()}"
-        elif message and not message.startswith("To enable traceback"):
-            cause = f"exit code {failure.exitcode}: {message}"
-        else:
-            cause = f"exit code {failure.exitcode}; its traceback is above"
-        raise WorkerError(
-            f"training process rank {rank} failed, {cause}{also}. Fix the cause and run again; "
-            "--resume continues from the last complete checkpoint, if one was written."
-        ) from None
+        line, user_error = _failure_line(exc)
+        from tunelab.runs.place import close_abandoned
+
+        # rank 0 killed while blocked in a collective never wrote its own card: say it here
+        close_abandoned(cfg.output.dir, started, line)
+        raise WorkerError(line, user_error=user_error) from None
+
+
+def _failure_line(exc: Any) -> tuple[str, bool]:
+    """The one line for a failed run (the first rank's own error, else what stopped which rank)
+    and whether it was the user's error."""
+    rank, failure = exc.get_first_failure()
+    said = sorted(  # a worker's own one-line error beats a rank stopped because of it
+        r
+        for r, f in exc.failures.items()
+        if f.exitcode == 2 and isinstance(f.message, str) and f.message.startswith("error: ")
+    )
+    if said:
+        rank, failure = said[0], exc.failures[said[0]]
+    others = len(exc.failures) - 1
+    also = f" ({others} other rank(s) stopped with it)" if others > 0 else ""
+    message = failure.message if isinstance(failure.message, str) else ""
+    if failure.exitcode == 2 and message.startswith("error: "):  # the worker's own line
+        return f"rank {rank}: {message.removeprefix('error: ')}", True
+    if failure.exitcode < 0:
+        cause = f"killed by {failure.signal_name()}"
+    elif message and not message.startswith("To enable traceback"):
+        cause = f"exit code {failure.exitcode}: {message}"
+    else:
+        cause = f"exit code {failure.exitcode}; its traceback is above"
+    return (
+        f"training process rank {rank} failed, {cause}{also}. Fix the cause and run again; "
+        "--resume continues from the last complete checkpoint, if one was written."
+    ), False
 
 
 __all__ = ["Launch", "launch_workers", "multi_process_problems", "torchrun_arguments"]

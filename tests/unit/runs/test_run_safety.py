@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,13 @@ from transformers import Trainer
 import tunelab
 from tunelab.errors import ConfigError, OutputError, TrainingError
 from tunelab.runs import load_predictor
-from tunelab.runs.place import CHECKPOINT_RECORD, claim, complete_checkpoints, is_tunelab_run
+from tunelab.runs.place import (
+    CHECKPOINT_RECORD,
+    claim,
+    close_abandoned,
+    complete_checkpoints,
+    is_tunelab_run,
+)
 from tunelab.training.callbacks import ConciseProgress
 from tunelab.workflows.check import build_checked as build_config
 
@@ -252,6 +259,45 @@ def test_a_card_left_running_by_a_dead_process_is_read_as_interrupted(
     (run_dir / "run_card.json").write_text(json.dumps(stale))
     resumed = tunelab.train(configured(tiny_config, "killed", resume=True))
     assert card(resumed.run_dir)["resumed_after"] == "interrupted"
+
+
+def test_the_launcher_closes_only_cards_its_own_dead_workers_left_running(tmp_path: Path) -> None:
+    """A rank killed while blocked in a collective never writes its card; the launcher does."""
+    since = datetime.now(UTC).replace(microsecond=0)
+    before = (since - timedelta(hours=1)).isoformat()
+    host = os.uname().nodename
+    dead = 2**22 + 12345  # no such process
+
+    def written(name: str, **fields) -> Path:
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / "config.yaml").write_text("task: {}\n")
+        record = {"tool": "tunelab", "status": "running", "pid": dead, "host": host}
+        record["started_at"] = since.isoformat()
+        (run_dir / "run_card.json").write_text(json.dumps(record | fields))
+        return run_dir
+
+    abandoned = written("abandoned")
+    staging = written(".abandoned.next")
+    older = written("older", started_at=before)  # an earlier run's card: not this launch's
+    alive = written("alive", pid=os.getpid())
+    elsewhere = written("elsewhere", host=host + "-other")
+    done = written("done", status="completed")
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "run_card.json").write_text(json.dumps({"status": "running", "pid": dead}))
+
+    closed = close_abandoned(tmp_path, since, "training process rank 1 failed, killed by SIGKILL")
+
+    assert closed == [staging, abandoned]
+    for run_dir in closed:
+        assert card(run_dir)["status"] == "failed"
+        assert card(run_dir)["reason"].startswith("training process rank 1 failed")
+    for run_dir in (older, alive, elsewhere):
+        assert card(run_dir)["status"] == "running"
+    assert card(done)["status"] == "completed"
+    assert json.loads((foreign / "run_card.json").read_text()) == {"status": "running", "pid": dead}
+    assert close_abandoned(tmp_path / "missing", since, "x") == []
 
 
 def test_a_full_disk_is_one_line_and_keeps_the_last_complete_checkpoint(

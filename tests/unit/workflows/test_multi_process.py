@@ -139,9 +139,27 @@ def test_a_method_that_cannot_run_in_several_processes_is_refused_before_any_sta
     assert not (tmp_path / "runs").exists()
 
 
+def _worker(tmp_path: Path, rank: int) -> int:
+    """The pid of this test's training process of `rank`."""
+    found = subprocess.run(["pgrep", "-f", "tunelab train"], capture_output=True, text=True)
+    for pid in map(int, found.stdout.split()):
+        try:
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and str(tmp_path).encode() in cmdline:
+            return pid
+    raise AssertionError(f"rank {rank}'s process was not found")
+
+
+@pytest.mark.parametrize("rank_0", ["answers", "frozen"])
 def test_a_killed_worker_ends_the_run_in_one_line_naming_its_rank(
-    config: Path, tmp_path: Path
+    config: Path, tmp_path: Path, rank_0: str
 ) -> None:
+    """Rank 1 is killed. Rank 0 either ends on the launcher's SIGTERM and writes its card, or is
+    frozen (as when blocked in a collective, where Python cannot run its handler) until the
+    launcher kills it: then the launcher closes the card it left running."""
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     launcher = subprocess.Popen(
         [TUNELAB, "train", str(config), "--nproc", "2", "train.batch_size=10", "train.epochs=200"],
@@ -155,23 +173,9 @@ def test_a_killed_worker_ends_the_run_in_one_line_naming_its_rank(
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and not (tmp_path / "runs" / "one" / "checkpoints").is_dir():
         time.sleep(0.5)
-    victim = None
-    for pid in map(
-        int,
-        subprocess.run(
-            ["pgrep", "-f", "tunelab train"], capture_output=True, text=True
-        ).stdout.split(),
-    ):
-        try:
-            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if (
-            b"RANK=1" in environ
-            and str(tmp_path).encode() in Path(f"/proc/{pid}/cmdline").read_bytes()
-        ):
-            victim = pid
-    assert victim is not None, "rank 1's process was not found"
+    victim = _worker(tmp_path, 1)
+    if rank_0 == "frozen":
+        os.kill(_worker(tmp_path, 0), signal.SIGSTOP)
     os.kill(victim, signal.SIGKILL)
     _, stderr = launcher.communicate(timeout=300)
     assert launcher.returncode == 1
@@ -179,7 +183,12 @@ def test_a_killed_worker_ends_the_run_in_one_line_naming_its_rank(
     assert lines[-1].startswith("error: training process rank 1 failed, killed by SIGKILL"), stderr[
         -2000:
     ]
-    assert json.loads(card.read_text())["status"] in ("failed", "interrupted")
+    written = json.loads(card.read_text())
+    if rank_0 == "frozen":
+        assert written["status"] == "failed"
+        assert written["reason"].startswith("training process rank 1 failed, killed by SIGKILL")
+    else:
+        assert written["status"] in ("failed", "interrupted")
 
 
 def test_multi_node_flags_reach_torchrun_as_its_own_options() -> None:
