@@ -75,7 +75,9 @@ def processes(rows: int) -> int | None:
 
 def text_key(text: str) -> int:
     """The 64-bit hash that stands for a text in the duplicate, conflict and leakage passes."""
-    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "little", signed=True
+    )
 
 
 def cache_folder() -> Path:
@@ -129,10 +131,8 @@ def prepare_file(
     dropped: Counter[str] = Counter()
     if mapped.empty:
         dropped["empty_text"] = mapped.empty
-    report["changed_by_cleaning"] = int(np.asarray(mapped.table["changed"][:]).sum())
-    short = np.asarray(mapped.table["chars"][:])[frame["pos"].to_numpy()] < max(
-        cfg.clean.min_chars, 1
-    )
+    report["changed_by_cleaning"] = int(_column(mapped.table, "changed").sum())
+    short = _column(mapped.table, "chars")[frame["pos"].to_numpy()] < max(cfg.clean.min_chars, 1)
     dropped["too_short"] = int(short.sum())
     frame = frame[~short]
     report["cleaned"] = _duplicate_stats(mapped.table, frame, "key")
@@ -209,18 +209,20 @@ def _load(path: Path, cfg: DataConfig) -> tuple[Any, str, str]:
             if cfg.quoting != "auto"
             else (tsv_quoting(path, header) if fmt == "tsv" else "csv")
         )
+        with path.open(encoding="utf-8-sig") as handle:
+            first = next(csv.reader(handle, delimiter=sep), [])
+        columns = first if header else [f"col{i}" for i in range(len(first))]
         options = {
             "sep": sep,
-            "dtype": str,
             "keep_default_na": False,
             "na_values": [""],
             "encoding": "utf-8-sig",
             "quoting": csv.QUOTE_NONE if quoting == "none" else csv.QUOTE_MINIMAL,
+            # every field a string, as read_table keeps them (CsvConfig has no dtype option)
+            "features": datasets.Features({name: datasets.Value("string") for name in columns}),
         }
         if not header:
-            with path.open(encoding="utf-8-sig") as handle:
-                width = len(next(csv.reader(handle, delimiter=sep)))
-            options.update(header=None, column_names=[f"col{i}" for i in range(width)])
+            options.update(header=None, column_names=columns)
         builder = "csv"
     else:
         builder = {"jsonl": "json", "json": "json", "parquet": "parquet"}[fmt]
@@ -323,13 +325,13 @@ def _integer_frame(
     """key, label code, row, pos (+ group) of every row with a label and a text; and the empties."""
     import pyarrow.compute as pc
 
-    missing = np.asarray(table["missing"][:])
+    missing = _column(table, "missing")
     if missing.any():
         first = int(missing.nonzero()[0][0]) + 1
         raise DataError(
             f"{short_path(path)}: {int(missing.sum())} rows have no '{label_column}' (first at data row {first}). Label them or remove them."
         )
-    empty = np.asarray(table["empty"][:])
+    empty = _column(table, "empty")
     if empty.any() and clean.empty_text == "error":
         first = int(empty.nonzero()[0][0]) + 1
         raise DataError(
@@ -340,9 +342,9 @@ def _integer_frame(
     keep = ~empty
     frame = pd.DataFrame(
         {
-            "key": np.asarray(table["key"][:], dtype=np.uint64)[keep],
+            "key": _column(table, "key")[keep],
             "label": encoded.indices.to_numpy(zero_copy_only=False)[keep],
-            "row": np.asarray(table["row"][:], dtype=np.int64)[keep],
+            "row": _column(table, "row")[keep],
             "pos": np.arange(len(table), dtype=np.int64)[keep],
         }
     )
@@ -352,7 +354,7 @@ def _integer_frame(
 
 
 def _duplicate_stats(table: Any, frame: pd.DataFrame, column: str) -> dict[str, int]:
-    keys = pd.Series(np.asarray(table[column][:], dtype=np.uint64)[frame["pos"].to_numpy()])
+    keys = pd.Series(_column(table, column)[frame["pos"].to_numpy()])
     return {
         "rows_repeating_earlier": int(keys.duplicated(keep="first").sum()),
         "distinct_texts_repeated": int(keys[keys.duplicated(keep=False)].nunique()),
@@ -362,6 +364,11 @@ def _duplicate_stats(table: Any, frame: pd.DataFrame, column: str) -> dict[str, 
 def _sorted_counts(codes: pd.Series, names: list[str]) -> list[tuple[int, int]]:
     counts = codes.value_counts()
     return sorted(((int(c), int(n)) for c, n in counts.items()), key=lambda cn: names[cn[0]])
+
+
+def _column(table: Any, name: str) -> np.ndarray:
+    """One numeric column of an unselected Dataset as numpy, read from Arrow without Python objects."""
+    return np.asarray(table.data.column(name).to_numpy())
 
 
 def _fingerprint(*parts: str | None) -> str:
