@@ -192,6 +192,11 @@ class DataConfig(_Section):
     max_train_rows: int | None = Field(
         None, gt=0, description="stratified subsample of train for quick runs; all rows when unset"
     )
+    memory_mapped: Literal["auto", True, False] = Field(
+        "auto",
+        description="classification files bigger than memory: read, cleaned and tokenized through memory-mapped "
+        "Arrow (datasets) instead of whole frames; auto = when the train file is 512 MB or more",
+    )
     max_eval_rows: int | None = Field(
         None,
         gt=0,

@@ -12,13 +12,16 @@ May import: `tunelab.config` and the base modules only.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from tunelab.config import DataConfig
+from tunelab.data import mapped
 from tunelab.data.clean import clean_frame
 from tunelab.data.dataset_source import split_files
 from tunelab.data.imbalance import resample
@@ -36,8 +39,8 @@ from tunelab.data.load import (
     pick_column,
     read_table,
 )
-from tunelab.data.split import carve, label_counts, stratified_sample
-from tunelab.errors import DataError
+from tunelab.data.split import carve, stratified_sample
+from tunelab.errors import ConfigError, DataError
 from tunelab.suggest import short_list, short_path, short_repr
 
 SPLITS = ("train", "validation", "test")
@@ -64,6 +67,16 @@ class PreparedData:
     report: dict[str, Any] = field(
         default_factory=dict
     )  # cleaning, leakage, imbalance, augmentation
+    # data bigger than memory (data.memory_mapped): the whole train split, memory-mapped (a
+    # datasets.Dataset of text, label id, row, key); splits["train"] is then a stratified sample
+    train_table: Any = None
+    train_sha256: str | None = None  # the whole train split's identity when it is a table
+
+    def split_labels(self, name: str) -> np.ndarray:
+        """Label ids of every row of a split (the whole train split, not its sample)."""
+        if name == "train" and self.train_table is not None:
+            return np.asarray(self.train_table.data.column("label").to_numpy())
+        return self.splits[name]["label"].to_numpy()
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -72,14 +85,20 @@ class PreparedData:
             "labels": list(self.labels.names),
             "splits": {
                 name: {
-                    "rows": len(frame),
+                    "rows": len(self.split_labels(name)),
                     "origin": self.origin[name],
-                    "label_counts": label_counts(frame, self.labels.names),
+                    "label_counts": _counts(self.split_labels(name), self.labels.names),
                 }
-                for name, frame in self.splits.items()
+                for name in self.splits
             },
             "files": self.files,
+            **({"memory_mapped": True} if self.train_table is not None else {}),
         }
+
+
+def _counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
+    counts = np.bincount(labels, minlength=len(names))
+    return {name: int(n) for name, n in zip(names, counts, strict=True)}
 
 
 def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
@@ -87,6 +106,8 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
     paths = split_files(cfg)
     if paths["train"] is None:
         raise DataError("data.train_file is not set. Set it to a CSV/TSV/JSON/JSONL/Parquet file.")
+    if mapped.wanted(cfg, paths["train"]):
+        return _prepare_mapped(paths, cfg, seed)
     raw: dict[str, pd.DataFrame] = {}
     files: dict[str, str] = {}
     report: dict[str, Any] = {"files": {}, "warnings": []}
@@ -124,6 +145,70 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
 
     splits["train"], report["augment"] = augment_train(splits["train"], cfg.augment, seed)
     return PreparedData(splits, labels, text_column, label_column, files, origin, report)
+
+
+def _prepare_mapped(paths: dict[str, str | None], cfg: DataConfig, seed: int) -> PreparedData:
+    """The same steps for files bigger than memory: every row as integers (key, label, row,
+    position) through dedup, split, leakage and resampling; texts stay on disk (`mapped`)."""
+    problems = mapped.unsupported(cfg)
+    if problems:
+        raise ConfigError(problems)
+    report: dict[str, Any] = {"files": {}, "warnings": []}
+    sources: dict[str, mapped.MappedFile] = {}
+    frames: dict[str, pd.DataFrame] = {}
+    for split, path in paths.items():
+        if path is None:
+            continue
+        sources[split], file_report = mapped.prepare_file(Path(path), cfg, report["warnings"])
+        report["files"][str(path)] = file_report
+        frames[split] = sources[split].frame
+        if len(frames[split]) == 0:
+            raise DataError(
+                f"{short_path(path)}: no rows left after cleaning ({file_report['dropped']}). Relax data.clean."
+            )
+    train = sources["train"]
+    names = train.label_names
+    labels = LabelMap.from_values(
+        pd.Series([names[c] for c in np.unique(frames["train"]["label"])])
+    )
+    if len(labels.names) < 2:
+        raise DataError(
+            f"{paths['train']}: every training row has the label '{labels.names[0]}'; "
+            "classification needs at least two classes. Check data.label_column, or add rows of the other classes."
+        )
+    encoded = {
+        split: mapped.label_ids(sources[split], frame, labels) for split, frame in frames.items()
+    }
+    splits, origin = complete_splits(encoded, cfg, seed)
+    source = {s: sources[s] if origin[s] == "file" else train for s in SPLITS}
+    texts = {s: mapped.eval_frame(source[s], splits[s]) for s in ("validation", "test")}
+    leakage_train = mapped.MappedTrainTexts(train, splits["train"])
+    checked, report["leakage"] = check_leakage(
+        {**texts, "train": splits["train"]}, cfg.leakage, leakage_train
+    )
+    if cfg.max_train_rows is not None:
+        splits["train"] = stratified_sample(splits["train"], cfg.max_train_rows, seed)
+    splits["train"], report["imbalance"] = resample(splits["train"], cfg.imbalance, seed)
+    report["augment"] = {"enabled": False}
+    table = mapped.train_table(train, splits["train"], labels)
+    sample = stratified_sample(splits["train"], mapped.FRAME_ROWS, seed)
+    prepared = {
+        "train": mapped.eval_frame(train, sample).drop(columns="key"),
+        **{s: checked[s].drop(columns="key") for s in ("validation", "test")},
+    }
+    identity = hashlib.sha256(splits["train"][["key", "label"]].to_numpy().tobytes()).hexdigest()
+    files = {str(paths[s]): sources[s].sha256 for s in sources}
+    return PreparedData(
+        prepared,
+        labels,
+        train.text_column,
+        train.label_column,
+        files,
+        origin,
+        report,
+        table,
+        identity,
+    )
 
 
 def load_labelled_file(

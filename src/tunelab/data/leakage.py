@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Protocol
 
+import numpy as np
 import pandas as pd
 
 from tunelab.config import LeakageConfig
@@ -13,18 +14,41 @@ from tunelab.errors import DataError
 EVAL_SPLITS = ("validation", "test")
 
 
+class TrainTexts(Protocol):
+    """The train split as the leakage check reads it: held in memory, or streamed from disk."""
+
+    def exact(self, frame: pd.DataFrame) -> np.ndarray:
+        """Which rows of an eval frame have a text that is in train."""
+        ...
+
+    def near(self, texts: list[str], threshold: float) -> list[tuple[int, str]]:
+        """(index into texts, train text) for each near-duplicate pair, ordered by index."""
+        ...
+
+
+class InMemoryTexts:
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self.texts = frame["text"].tolist()
+        self.known = set(self.texts)
+
+    def exact(self, frame: pd.DataFrame) -> np.ndarray:
+        return frame["text"].isin(self.known).to_numpy()
+
+    def near(self, texts: list[str], threshold: float) -> list[tuple[int, str]]:
+        return [(i, self.texts[j]) for i, j in near_duplicate_pairs(texts, self.texts, threshold)]
+
+
 def check_leakage(
-    splits: dict[str, pd.DataFrame], cfg: LeakageConfig
+    splits: dict[str, pd.DataFrame], cfg: LeakageConfig, train: TrainTexts | None = None
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
     """Count exact and near duplicates of train texts in each eval split; apply the policy."""
-    train_texts = splits["train"]["text"].tolist()
-    train_set = set(train_texts)
+    train = train if train is not None else InMemoryTexts(splits["train"])
     report: dict[str, Any] = {"policy": cfg.policy, "near_duplicates_checked": cfg.near_duplicates}
     out = dict(splits)
     leaked_total = 0
     for name in EVAL_SPLITS:
         frame = splits[name]
-        exact = frame["text"].isin(train_set).to_numpy()
+        exact = train.exact(frame)
         near = [False] * len(frame)
         examples: list[dict[str, Any]] = [
             {"row": int(r), "text": t, "kind": "exact"}
@@ -32,17 +56,15 @@ def check_leakage(
         ]
         if cfg.near_duplicates:
             candidates = [i for i in range(len(frame)) if not exact[i]]
-            pairs = near_duplicate_pairs(
-                [frame["text"].iloc[i] for i in candidates], train_texts, cfg.threshold
-            )
-            for i, j in pairs:
+            pairs = train.near([frame["text"].iloc[i] for i in candidates], cfg.threshold)
+            for i, train_text in pairs:
                 if not near[candidates[i]] and len(examples) < 10:
                     examples.append(
                         {
                             "row": int(frame["row"].iloc[candidates[i]]),
                             "text": frame["text"].iloc[candidates[i]],
                             "kind": "near",
-                            "train_text": train_texts[j],
+                            "train_text": train_text,
                         }
                     )
                 near[candidates[i]] = True

@@ -49,7 +49,7 @@ from tunelab.data.load import (
     tsv_quoting,
 )
 from tunelab.errors import DataError
-from tunelab.suggest import short_path
+from tunelab.suggest import short_list, short_path, short_repr
 
 FOLDER = "tunelab-mapped"
 AUTO_BYTES = 512 * 2**20  # data.memory_mapped=auto: a train file this big is not read into a frame
@@ -58,10 +58,12 @@ HEAD_ROWS = 100_000  # label and text checks that need values look at the first 
 PARALLEL_ROWS = 50_000  # below this, one process cleans and tokenizes faster than a pool starts
 
 
-def wanted(cfg: DataConfig, train: Path) -> bool:
-    """Whether the train file goes through the memory-mapped path."""
+def wanted(cfg: DataConfig, train: str | Path) -> bool:
+    """Whether the train file goes through the memory-mapped path (a missing file does not: the
+    in-memory path says what is wrong with it)."""
     if cfg.memory_mapped == "auto":
-        return train.stat().st_size >= AUTO_BYTES
+        path = Path(train)
+        return path.is_file() and path.stat().st_size >= AUTO_BYTES
     return bool(cfg.memory_mapped)
 
 
@@ -81,9 +83,11 @@ def text_key(text: str) -> int:
 
 
 def cache_folder() -> Path:
+    """`$HF_DATASETS_CACHE/tunelab-mapped` (the variable read when called, as datasets reads it
+    at import)."""
     import datasets
 
-    return Path(datasets.config.HF_DATASETS_CACHE) / FOLDER
+    return Path(os.environ.get("HF_DATASETS_CACHE") or datasets.config.HF_DATASETS_CACHE) / FOLDER
 
 
 class MappedFile:
@@ -153,6 +157,24 @@ def prepare_file(
     return mapped, report
 
 
+def label_ids(mapped: MappedFile, frame: pd.DataFrame, labels: LabelMap) -> pd.DataFrame:
+    """`frame` with its label codes (into the file's own names) turned into the run's label ids."""
+    present = np.unique(frame["label"].to_numpy())
+    known = labels.label2id
+    lookup = np.full(len(mapped.label_names), -1, dtype=np.int64)
+    for code in present:
+        name = mapped.label_names[code]
+        if name not in known:
+            rows = frame.loc[frame["label"] == code, "row"]
+            raise DataError(
+                f"{short_path(mapped.path)}: label {short_repr(name, 40)} ({len(rows)} rows, first at row {int(rows.iloc[0])}) "
+                f"does not occur in train ({short_list(labels.names, 60)}). "
+                "Fix the label, drop those rows, or add examples of it to train."
+            )
+        lookup[code] = known[name]
+    return frame.assign(label=lookup[frame["label"].to_numpy()])
+
+
 def eval_frame(mapped: MappedFile, frame: pd.DataFrame) -> pd.DataFrame:
     """An eval split as the in-memory path holds it: text, label id, row (+ group), its key kept."""
     positions = frame["pos"].to_numpy()
@@ -186,6 +208,47 @@ def train_table(mapped: MappedFile, frame: pd.DataFrame, labels: LabelMap) -> An
         )
     except OSError as exc:
         raise _disk_error(exc) from None
+
+
+class MappedTrainTexts:
+    """The train split for the leakage check: exact matches by key, near ones streamed from disk
+    in chunks against an LSH index of the eval texts (which are few beside train)."""
+
+    CHUNK = 50_000
+
+    def __init__(self, mapped: MappedFile, frame: pd.DataFrame) -> None:
+        self.mapped = mapped
+        self.keys = frame["key"].to_numpy()
+        self.positions = frame["pos"].to_numpy()
+
+    def exact(self, frame: pd.DataFrame) -> np.ndarray:
+        return np.isin(frame["key"].to_numpy(), self.keys)
+
+    def near(self, texts: list[str], threshold: float) -> list[tuple[int, str]]:
+        from tunelab.data.near_duplicates import NearIndex
+
+        if not texts:
+            return []
+        index = NearIndex(texts, threshold)
+        found: list[tuple[int, int, str]] = []
+        for start in range(0, len(self.positions), self.CHUNK):
+            chunk = self.mapped.texts(self.positions[start : start + self.CHUNK])
+            found += [(j, start + i, chunk[i]) for i, j in index.query(chunk)]
+        return [(j, text) for j, _, text in sorted(found)]
+
+
+def unsupported(cfg: DataConfig) -> list[str]:
+    """Settings that need every train text in memory at once, refused on the memory-mapped path."""
+    problems = []
+    why = "needs every train text in memory at once, and this train file goes through the memory-mapped path"
+    fix = "or set data.memory_mapped=false if the file fits in memory"
+    if cfg.clean.near_duplicates:
+        problems.append(
+            f"data.clean.near_duplicates {why}. Set it to false (exact duplicates are still dropped), {fix}."
+        )
+    if cfg.augment.enabled:
+        problems.append(f"data.augment {why}. Set data.augment.enabled=false, {fix}.")
+    return problems
 
 
 def _label_ids(batch: dict[str, list[Any]], mapping: dict[str, int]) -> dict[str, list[Any]]:
@@ -362,8 +425,10 @@ def _duplicate_stats(table: Any, frame: pd.DataFrame, column: str) -> dict[str, 
 
 
 def _sorted_counts(codes: pd.Series, names: list[str]) -> list[tuple[int, int]]:
-    counts = codes.value_counts()
-    return sorted(((int(c), int(n)) for c, n in counts.items()), key=lambda cn: names[cn[0]])
+    values, counts = np.unique(codes.to_numpy(), return_counts=True)
+    return sorted(
+        ((int(c), int(n)) for c, n in zip(values, counts, strict=True)), key=lambda cn: names[cn[0]]
+    )
 
 
 def _column(table: Any, name: str) -> np.ndarray:

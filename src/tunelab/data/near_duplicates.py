@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from datasketch import MinHash, MinHashLSH
 
 NUM_PERM = 128
@@ -34,6 +36,40 @@ def jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a or b else 1.0
 
 
+class NearIndex:
+    """An LSH index of `corpus` that answers for queries given later, a chunk at a time (the
+    leakage check streams a train split bigger than memory against the eval splits this way)."""
+
+    def __init__(self, corpus: list[str], threshold: float) -> None:
+        self.threshold = threshold
+        self.sets = [shingles(t) for t in corpus]
+        self.hashes = MinHash.bulk(
+            [[s.encode() for s in ss] for ss in self.sets], num_perm=NUM_PERM
+        )
+        self.lsh = MinHashLSH(num_perm=NUM_PERM, params=lsh_bands(threshold))
+        with self.lsh.insertion_session() as session:
+            for j, minhash in enumerate(self.hashes):
+                session.insert(j, minhash, check_duplication=False)
+
+    def query(self, texts: list[str]) -> list[tuple[int, int]]:
+        """Pairs (text index, corpus index) with word-3-gram Jaccard similarity ≥ threshold."""
+        sets = [shingles(t) for t in texts]
+        hashes = MinHash.bulk([[s.encode() for s in ss] for ss in sets], num_perm=NUM_PERM)
+        return self._confirmed(sets, hashes)
+
+    def _confirmed(
+        self, sets: list[set[str]], hashes: list[Any], same_set: bool = False
+    ) -> list[tuple[int, int]]:
+        pairs = []
+        for i, minhash in enumerate(hashes):
+            for j in self.lsh.query(minhash):
+                if same_set and j <= i:
+                    continue
+                if jaccard(sets[i], self.sets[j]) >= self.threshold:
+                    pairs.append((i, int(j)))
+        return pairs
+
+
 def near_duplicate_pairs(
     queries: list[str], corpus: list[str], threshold: float, same_set: bool = False
 ) -> list[tuple[int, int]]:
@@ -43,25 +79,7 @@ def near_duplicate_pairs(
     """
     if not queries or not corpus:
         return []
-    corpus_sets = [shingles(t) for t in corpus]
-    query_sets = corpus_sets if same_set else [shingles(t) for t in queries]
-    lsh = MinHashLSH(num_perm=NUM_PERM, params=lsh_bands(threshold))
-    corpus_hashes = MinHash.bulk(
-        [[s.encode() for s in ss] for ss in corpus_sets], num_perm=NUM_PERM
-    )
-    with lsh.insertion_session() as session:
-        for j, minhash in enumerate(corpus_hashes):
-            session.insert(j, minhash, check_duplication=False)
-    query_hashes = (
-        corpus_hashes
-        if same_set
-        else MinHash.bulk([[s.encode() for s in ss] for ss in query_sets], num_perm=NUM_PERM)
-    )
-    pairs = []
-    for i, minhash in enumerate(query_hashes):
-        for j in lsh.query(minhash):
-            if same_set and j <= i:
-                continue
-            if jaccard(query_sets[i], corpus_sets[j]) >= threshold:
-                pairs.append((i, int(j)))
-    return pairs
+    index = NearIndex(corpus, threshold)
+    if same_set:
+        return index._confirmed(index.sets, index.hashes, same_set=True)
+    return index.query(queries)

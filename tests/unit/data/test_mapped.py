@@ -4,12 +4,13 @@ import json
 import random
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from tunelab.config.schema import DataConfig
-from tunelab.data import _load_labelled, mapped
+from tunelab.data import _load_labelled, mapped, prepare_classification
 from tunelab.data.clean import clean_frame
-from tunelab.errors import DataError
+from tunelab.errors import ConfigError, DataError
 
 
 def _write(path: Path, rows: list[tuple[str, str]]) -> Path:
@@ -61,3 +62,70 @@ def test_mapped_empty_text_refused_with_one_line(tmp_path):
     with pytest.raises(DataError, match=r"empty 'text'.*data\.clean\.empty_text=drop") as err:
         mapped.prepare_file(path, cfg, [])
     assert "\n" not in str(err.value)
+
+
+def _sentences(n: int, seed: int) -> list[tuple[str, str]]:
+    rng = random.Random(seed)
+    words = "good bad fine awful great plot actor scene music long short film story".split()
+    rows = []
+    for _ in range(n):
+        label = rng.choice(["pos", "neg", "neutral"])
+        rows.append((" ".join(rng.choice(words) for _ in range(rng.randint(3, 9))), label))
+    return rows
+
+
+def _prepared(cfg: DataConfig, memory_mapped: bool):
+    return prepare_classification(cfg.model_copy(update={"memory_mapped": memory_mapped}), seed=3)
+
+
+@pytest.mark.parametrize("given", ["train only", "train and validation"])
+def test_the_mapped_path_prepares_the_splits_the_in_memory_path_prepares(tmp_path, given):
+    train = _write(tmp_path / "train.csv", _sentences(4000, 1))
+    files = {"train_file": str(train)}
+    if given == "train and validation":
+        # some validation texts are train texts, exactly or with one word changed: leakage
+        leaking = [(text, label) for text, label in _sentences(4000, 1)[:40]]
+        leaking += [(text + " again", label) for text, label in _sentences(4000, 1)[40:80]]
+        files["validation_file"] = str(
+            _write(tmp_path / "validation.csv", leaking + _sentences(300, 2))
+        )
+    cfg = DataConfig(**files, leakage={"threshold": 0.6})
+    memory, disk = _prepared(cfg, False), _prepared(cfg, True)
+
+    assert disk.labels == memory.labels and disk.origin == memory.origin
+    assert disk.summary() == {**memory.summary(), "memory_mapped": True}
+    assert disk.report["files"] == memory.report["files"]
+    assert disk.report["imbalance"] == memory.report["imbalance"]
+    for name in ("exact", "near", "rows"):
+        for split in ("validation", "test"):
+            assert disk.report["leakage"][split][name] == memory.report["leakage"][split][name]
+    if given == "train and validation":
+        assert disk.report["leakage"]["validation"]["exact"] >= 40
+        assert disk.report["leakage"]["validation"]["near"] > 0
+    for split in ("validation", "test"):
+        pd.testing.assert_frame_equal(
+            disk.splits[split].reset_index(drop=True), memory.splits[split].reset_index(drop=True)
+        )
+    whole = disk.train_table.to_pandas()[["text", "label", "row"]]
+    pd.testing.assert_frame_equal(
+        whole, memory.splits["train"][["text", "label", "row"]].reset_index(drop=True)
+    )
+    assert set(disk.splits["train"]["row"]) <= set(whole["row"])  # the sample: rows of train
+
+
+def test_settings_that_need_all_texts_in_memory_are_refused_in_one_line(tmp_path):
+    train = _write(tmp_path / "train.csv", _sentences(200, 1))
+    cfg = DataConfig(train_file=str(train), memory_mapped=True, clean={"near_duplicates": True})
+    with pytest.raises(ConfigError, match=r"data\.clean\.near_duplicates needs every train text"):
+        prepare_classification(cfg, seed=0)
+
+
+def test_a_second_preparation_reuses_the_cached_arrow_files(tmp_path):
+    train = _write(tmp_path / "train.csv", _sentences(2000, 1))
+    cfg = DataConfig(train_file=str(train), memory_mapped=True)
+    first = _prepared(cfg, True)
+    cached = sorted(p.name for p in mapped.cache_folder().rglob("*.arrow"))
+    second = _prepared(cfg, True)
+    assert sorted(p.name for p in mapped.cache_folder().rglob("*.arrow")) == cached
+    assert second.train_table.cache_files == first.train_table.cache_files
+    assert second.train_sha256 == first.train_sha256
