@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from tunelab.data import PreparedData
-from tunelab.data.split import label_counts
 from tunelab.data.stats import encoding_problems, length_stats, suggest_max_length
 from tunelab.files import check_writable_dir, output_error
 from tunelab.io import atomic_write_json, atomic_write_text
@@ -27,19 +26,22 @@ def build_report(data: PreparedData, tokenizer: Any | None, max_length: int) -> 
     names = data.labels.names
     splits: dict[str, Any] = {}
     all_lengths: list[int] = []
+    summary = data.summary()["splits"]  # rows and label counts of whole splits
     for name, frame in data.splits.items():
         texts = frame["text"].tolist()
-        counts = label_counts(frame, names)
+        counts, rows = summary[name]["label_counts"], summary[name]["rows"]
         stats = length_stats(texts, tokenizer, max_length)
         all_lengths += stats.get("token_lengths", []) if name == "train" else []
         splits[name] = {
-            "rows": len(frame),
+            "rows": rows,
             "origin": data.origin[name],
             "label_counts": counts,
-            "label_shares": {k: v / max(len(frame), 1) for k, v in counts.items()},
+            "label_shares": {k: v / max(rows, 1) for k, v in counts.items()},
             "lengths": stats,
             "encoding": encoding_problems(texts),
         }
+        if len(frame) < rows:  # a memory-mapped train split: lengths and encoding of a sample
+            splits[name]["sampled_rows"] = len(frame)
     model_max = getattr(tokenizer, "model_max_length", None)
     model_max = model_max if isinstance(model_max, int) and model_max < 100_000 else None
     report: dict[str, Any] = {

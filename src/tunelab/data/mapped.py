@@ -251,6 +251,11 @@ def unsupported(cfg: DataConfig) -> list[str]:
     return problems
 
 
+def tokenized_fingerprint(table: Any, tokenizer_hash: str, max_length: int) -> str:
+    """The cache name of `table` tokenized: its content, the tokenizer and max_length."""
+    return _fingerprint(table._fingerprint, tokenizer_hash, str(max_length), "tokenized")
+
+
 def _label_ids(batch: dict[str, list[Any]], mapping: dict[str, int]) -> dict[str, list[Any]]:
     return {"label": [mapping[name] for name in batch["label"]]}
 

@@ -84,6 +84,9 @@ class ClassificationTask:
 
         out = {}
         for split in SPLITS:
+            if split == "train" and data.train_table is not None:
+                out[split] = _tokenize_table(data.train_table, encode, tokenizer, cfg)
+                continue
             frame = (
                 data.splits[split][["text", "label"]]
                 .rename(columns={"label": "labels"})
@@ -144,9 +147,7 @@ class ClassificationTask:
         """Class-weighted cross-entropy when data.imbalance.class_weights=auto; else the model's own loss."""
         if cfg.data.imbalance.class_weights != "auto":
             return None
-        weights = torch.tensor(
-            class_weights(data.splits["train"]["label"].to_numpy(), len(data.labels.names))
-        )
+        weights = torch.tensor(class_weights(data.split_labels("train"), len(data.labels.names)))
 
         def weighted_cross_entropy(
             outputs: Any, labels: torch.Tensor, num_items_in_batch: Any = None
@@ -169,6 +170,27 @@ class ClassificationTask:
         if isinstance(logits, tuple):
             logits = logits[0]
         return scalar_metrics(labels, np.asarray(logits).argmax(-1), np.asarray(logits).shape[-1])
+
+
+def _tokenize_table(
+    table: Dataset, encode: Any, tokenizer: PreTrainedTokenizerBase, cfg: RunConfig
+) -> Dataset:
+    """The memory-mapped train split tokenized in several processes into datasets' cache, named
+    by content (the table's fingerprint, the tokenizer, max_length): a second run reuses it."""
+    from datasets.fingerprint import Hasher
+
+    from tunelab.data.mapped import processes, tokenized_fingerprint
+
+    fingerprint = tokenized_fingerprint(table, Hasher.hash(tokenizer), cfg.data.max_length)
+    columns = [c for c in table.column_names if c != "label"]
+    return table.rename_column("label", "labels").map(
+        encode,
+        batched=True,
+        remove_columns=columns,
+        num_proc=processes(len(table)),
+        new_fingerprint=fingerprint,
+        desc="tokenize train",
+    )
 
 
 def test_metadata(cfg: RunConfig, data: PreparedData) -> pd.DataFrame | None:

@@ -38,6 +38,11 @@ def cross_validate(cfg: RunConfig, folds: int) -> dict[str, Any]:
         )
     cfg = check(cfg)
     data = task_for(cfg).prepare_data(cfg)
+    if getattr(data, "train_table", None) is not None:
+        raise ConfigError(
+            "--folds writes every fold's rows as files and trains one run per fold; this train file is "
+            "bigger than memory (data.memory_mapped). Train once without --folds."
+        )
     names = data.labels.names
     pool = pd.concat([data.splits["train"], data.splits["validation"]], ignore_index=True)
     pool = pool.assign(label_name=[names[i] for i in pool["label"]])

@@ -420,6 +420,8 @@ def _start_card(
     write: bool = True,
 ) -> dict[str, Any]:
     splits = {split: split_sha256(data.splits[split]) for split in SPLITS}
+    if data.train_sha256 is not None:  # a memory-mapped train split: its whole content
+        splits["train"] = data.train_sha256
     previous: dict[str, Any] = {}
     if cfg.train.resume:
         previous = RunDir(run_dir).previous_card()

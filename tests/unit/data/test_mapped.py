@@ -66,7 +66,21 @@ def test_mapped_empty_text_refused_with_one_line(tmp_path):
 
 def _sentences(n: int, seed: int) -> list[tuple[str, str]]:
     rng = random.Random(seed)
-    words = "good bad fine awful great plot actor scene music long short film story".split()
+    words = [
+        "good",
+        "bad",
+        "fine",
+        "awful",
+        "great",
+        "plot",
+        "actor",
+        "scene",
+        "music",
+        "long",
+        "short",
+        "film",
+        "story",
+    ]
     rows = []
     for _ in range(n):
         label = rng.choice(["pos", "neg", "neutral"])
