@@ -88,14 +88,20 @@ from tunelab.tasks import task_for
 from tunelab.models import load_tokenizer, model_dir_for
 from tunelab.data.inspect import build_report
 
+def rss_mb():
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+
 config, mode = sys.argv[1], sys.argv[2]
 cfg = load_config(config, [f"data.memory_mapped={'true' if mode == 'mapped' else 'false'}"])
 task = task_for(cfg)
-times = {}
+tokenizer = load_tokenizer(model_dir_for(cfg.model), cfg.model)
+times = {"base_rss_mb": rss_mb()}  # the libraries and the tokenizer, before any data
 start = time.perf_counter()
 data = task.prepare_data(cfg)
 times["prepare_s"] = time.perf_counter() - start
-tokenizer = load_tokenizer(model_dir_for(cfg.model), cfg.model)
+times["rss_after_prepare_mb"] = rss_mb()
 start = time.perf_counter()
 report = build_report(data, tokenizer, cfg.data.max_length)
 times["report_s"] = time.perf_counter() - start
@@ -106,6 +112,7 @@ train_file = report["files"][cfg.data.train_file]
 print(json.dumps({
     **times,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     "train_rows_in": train_file["rows_in"],
     "train_rows": len(encoded["train"]),
     "exact_duplicates_dropped": train_file["dropped"].get("exact_duplicate", 0),
@@ -167,7 +174,9 @@ def main() -> None:
     results = []
     for mode in args.modes:
         result = run_mode(config, mode, env)
-        result["rss_over_file"] = result.get("peak_rss_mb", 0) / size_mb
+        if "peak_rss_mb" in result:
+            result["data_rss_mb"] = result["peak_rss_mb"] - result["base_rss_mb"]
+            result["data_rss_over_file"] = result["data_rss_mb"] / size_mb
         print(json.dumps(result), flush=True)
         results.append(result)
     record = {
