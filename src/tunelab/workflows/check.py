@@ -48,7 +48,7 @@ def more_problems(cfg: RunConfig, found: list[str]) -> list[str]:
     typo is answered before torch and the plug-ins load."""
     more = model_problems(cfg)
     if not found and not more:
-        more = dataset_problems(cfg)
+        more = dataset_problems(cfg) + memory_mapped_problems(cfg)
     if not found and not more:
         more = plugin_problems(cfg)
     return more
@@ -66,6 +66,24 @@ def dataset_problems(cfg: RunConfig) -> list[str]:
     except DataError as exc:
         return [str(exc)]
     return []
+
+
+def memory_mapped_problems(cfg: RunConfig) -> list[str]:
+    """data.memory_mapped serves classification, without the settings that need every text at once."""
+    if cfg.data.memory_mapped is False:
+        return []
+    if cfg.task.type != "classification":
+        if cfg.data.memory_mapped is True:
+            return [
+                f"data.memory_mapped serves sequence classification; this config is {cfg.task.type}. "
+                "Drop data.memory_mapped, or set it to auto."
+            ]
+        return []
+    if cfg.data.dataset is not None or cfg.data.train_file is None:
+        return []
+    from tunelab.data import mapped
+
+    return mapped.unsupported(cfg.data) if mapped.wanted(cfg.data, cfg.data.train_file) else []
 
 
 def model_problems(cfg: RunConfig) -> list[str]:

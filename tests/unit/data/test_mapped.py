@@ -143,3 +143,18 @@ def test_a_second_preparation_reuses_the_cached_arrow_files(tmp_path):
     assert sorted(p.name for p in mapped.cache_folder().rglob("*.arrow")) == cached
     assert second.train_table.cache_files == first.train_table.cache_files
     assert second.train_sha256 == first.train_sha256
+
+
+def test_config_validate_names_what_the_mapped_path_cannot_do(tmp_path):
+    from tunelab.workflows.check import build_checked
+
+    train = _write(tmp_path / "train.csv", _sentences(50, 1))
+    raw = {"data": {"train_file": str(train), "memory_mapped": True, "augment": {"enabled": True}}}
+    with pytest.raises(ConfigError, match=r"data\.augment needs every train text in memory"):
+        build_checked(raw)
+    seq2seq = {
+        "task": {"type": "seq2seq"},
+        "data": {"train_file": str(train), "memory_mapped": True},
+    }
+    with pytest.raises(ConfigError, match=r"data\.memory_mapped serves sequence classification"):
+        build_checked(seq2seq)
