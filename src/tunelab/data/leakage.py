@@ -38,6 +38,25 @@ class InMemoryTexts:
         return [(i, self.texts[j]) for i, j in near_duplicate_pairs(texts, self.texts, threshold)]
 
 
+def _near_pairs(
+    splits: dict[str, pd.DataFrame],
+    exacts: dict[str, np.ndarray],
+    train: TrainTexts,
+    cfg: LeakageConfig,
+) -> dict[str, list[tuple[int, str]]]:
+    """(row position, train text) of each eval row near a train text, per eval split: the rows
+    of both splits in one query, so train is indexed (or streamed) once."""
+    owners = [
+        (name, i) for name in EVAL_SPLITS for i in range(len(splits[name])) if not exacts[name][i]
+    ]
+    texts = [splits[name]["text"].iloc[i] for name, i in owners]
+    found: dict[str, list[tuple[int, str]]] = {name: [] for name in EVAL_SPLITS}
+    for k, train_text in train.near(texts, cfg.threshold):
+        name, i = owners[k]
+        found[name].append((i, train_text))
+    return found
+
+
 def check_leakage(
     splits: dict[str, pd.DataFrame], cfg: LeakageConfig, train: TrainTexts | None = None
 ) -> tuple[dict[str, pd.DataFrame], dict[str, Any]]:
@@ -46,28 +65,27 @@ def check_leakage(
     report: dict[str, Any] = {"policy": cfg.policy, "near_duplicates_checked": cfg.near_duplicates}
     out = dict(splits)
     leaked_total = 0
+    exacts = {name: train.exact(splits[name]) for name in EVAL_SPLITS}
+    near_pairs = _near_pairs(splits, exacts, train, cfg) if cfg.near_duplicates else {}
     for name in EVAL_SPLITS:
         frame = splits[name]
-        exact = train.exact(frame)
+        exact = exacts[name]
         near = [False] * len(frame)
         examples: list[dict[str, Any]] = [
             {"row": int(r), "text": t, "kind": "exact"}
             for r, t in frame.loc[exact, ["row", "text"]].head(5).itertuples(index=False)
         ]
-        if cfg.near_duplicates:
-            candidates = [i for i in range(len(frame)) if not exact[i]]
-            pairs = train.near([frame["text"].iloc[i] for i in candidates], cfg.threshold)
-            for i, train_text in pairs:
-                if not near[candidates[i]] and len(examples) < 10:
-                    examples.append(
-                        {
-                            "row": int(frame["row"].iloc[candidates[i]]),
-                            "text": frame["text"].iloc[candidates[i]],
-                            "kind": "near",
-                            "train_text": train_text,
-                        }
-                    )
-                near[candidates[i]] = True
+        for i, train_text in near_pairs.get(name, []):
+            if not near[i] and len(examples) < 10:
+                examples.append(
+                    {
+                        "row": int(frame["row"].iloc[i]),
+                        "text": frame["text"].iloc[i],
+                        "kind": "near",
+                        "train_text": train_text,
+                    }
+                )
+            near[i] = True
         leaked = exact | pd.Series(near, dtype=bool).to_numpy()
         leaked_total += int(leaked.sum())
         report[name] = {

@@ -225,16 +225,54 @@ class MappedTrainTexts:
         return np.isin(frame["key"].to_numpy(), self.keys)
 
     def near(self, texts: list[str], threshold: float) -> list[tuple[int, str]]:
+        """One pass over train in several processes (datasets' map), each holding the index."""
+        import pyarrow.compute as pc
+
         from tunelab.data.near_duplicates import NearIndex
 
         if not texts:
             return []
         index = NearIndex(texts, threshold)
-        found: list[tuple[int, int, str]] = []
-        for start in range(0, len(self.positions), self.CHUNK):
-            chunk = self.mapped.texts(self.positions[start : start + self.CHUNK])
-            found += [(j, start + i, chunk[i]) for i, j in index.query(chunk)]
+        train = self.mapped.table.select(self.positions).select_columns(["text"])
+        fingerprint = _fingerprint(
+            self.mapped.table._fingerprint,
+            hashlib.sha256(self.positions.tobytes()).hexdigest(),
+            hashlib.sha256("\0".join(texts).encode()).hexdigest(),
+            str(threshold),
+            "near",
+        )
+        try:
+            matched = train.map(
+                _near_batch,
+                batched=True,
+                batch_size=self.CHUNK,
+                fn_kwargs={"index": index},
+                remove_columns=["text"],
+                num_proc=processes(len(train)),
+                new_fingerprint=fingerprint,
+                desc="leakage: near duplicates",
+            )
+        except OSError as exc:
+            raise _disk_error(exc) from None
+        near = matched.data.column("near")
+        rows = np.flatnonzero(pc.list_value_length(near).to_numpy(zero_copy_only=False))
+        if not len(rows):
+            return []
+        found_texts = self.mapped.texts(self.positions[rows])
+        found = [
+            (int(j), int(row), text)
+            for row, text in zip(rows, found_texts, strict=True)
+            for j in near[int(row)].as_py()
+        ]
         return [(j, text) for j, _, text in sorted(found)]
+
+
+def _near_batch(batch: dict[str, list[Any]], index: Any) -> dict[str, list[Any]]:
+    """For each train text, the indices of the eval texts it nearly duplicates."""
+    near: list[list[int]] = [[] for _ in batch["text"]]
+    for i, j in index.query(batch["text"]):
+        near[i].append(j)
+    return {"near": near}
 
 
 def unsupported(cfg: DataConfig) -> list[str]:

@@ -93,7 +93,11 @@ def _prepared(cfg: DataConfig, memory_mapped: bool):
 
 
 @pytest.mark.parametrize("given", ["train only", "train and validation"])
-def test_the_mapped_path_prepares_the_splits_the_in_memory_path_prepares(tmp_path, given):
+def test_the_mapped_path_prepares_the_splits_the_in_memory_path_prepares(
+    tmp_path, given, monkeypatch
+):
+    if given == "train and validation":  # cleaning, leakage: the several-process maps
+        monkeypatch.setattr(mapped, "PARALLEL_ROWS", 1000)
     train = _write(tmp_path / "train.csv", _sentences(4000, 1))
     files = {"train_file": str(train)}
     if given == "train and validation":
