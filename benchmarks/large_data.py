@@ -14,7 +14,10 @@ in its own child process, so its peak RSS (`ru_maxrss`) is its own:
 A child runs what `tunelab train` runs before the first step: `task.prepare_data` (read, clean,
 dedup, split, leakage check), the data report, and `task.tokenize` with the packaged MiniLM
 tokenizer. It reports the rows kept, the leaks and duplicates found, the time of each stage and
-its peak RSS. A second `mapped` run reads the caches the first one wrote (tokenization keyed by
+its peak RSS: `peak_rss_mb` (VmHWM, which counts the pages of the memory-mapped Arrow files
+read, reclaimable by the kernel) and `peak_anon_mb` (RssAnon sampled every 0.1 s: the memory the
+process itself allocated), each also net of the libraries and tokenizer loaded before any data
+(`data_*`). A second `mapped` run reads the caches the first one wrote (tokenization keyed by
 content), which is what a rerun or the other ranks of a multi-process run see.
 """
 
@@ -88,16 +91,31 @@ from tunelab.tasks import task_for
 from tunelab.models import load_tokenizer, model_dir_for
 from tunelab.data.inspect import build_report
 
-def rss_mb():
+import threading
+
+def status_mb(field):
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
+
+def rss_mb():
+    return status_mb("VmRSS")
+
+peak_anon = [0.0]  # RssAnon: memory the process allocated, not pages of files it has mapped
+
+def sample():
+    while True:
+        peak_anon[0] = max(peak_anon[0], status_mb("RssAnon"))
+        time.sleep(0.1)
+
+threading.Thread(target=sample, daemon=True).start()
 
 config, mode = sys.argv[1], sys.argv[2]
 cfg = load_config(config, [f"data.memory_mapped={'true' if mode == 'mapped' else 'false'}"])
 task = task_for(cfg)
 tokenizer = load_tokenizer(model_dir_for(cfg.model), cfg.model)
 times = {"base_rss_mb": rss_mb()}  # the libraries and the tokenizer, before any data
+base_anon = status_mb("RssAnon")
 start = time.perf_counter()
 data = task.prepare_data(cfg)
 times["prepare_s"] = time.perf_counter() - start
@@ -113,6 +131,8 @@ print(json.dumps({
     **times,
     "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     "peak_rss_workers_mb": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
+    "peak_anon_mb": peak_anon[0],
+    "base_anon_mb": base_anon,
     "train_rows_in": train_file["rows_in"],
     "train_rows": len(encoded["train"]),
     "exact_duplicates_dropped": train_file["dropped"].get("exact_duplicate", 0),
@@ -177,6 +197,8 @@ def main() -> None:
         if "peak_rss_mb" in result:
             result["data_rss_mb"] = result["peak_rss_mb"] - result["base_rss_mb"]
             result["data_rss_over_file"] = result["data_rss_mb"] / size_mb
+            result["data_anon_mb"] = result["peak_anon_mb"] - result["base_anon_mb"]
+            result["data_anon_over_file"] = result["data_anon_mb"] / size_mb
         print(json.dumps(result), flush=True)
         results.append(result)
     record = {
