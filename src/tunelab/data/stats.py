@@ -31,13 +31,25 @@ def length_stats(texts: list[str], tokenizer: Any | None, max_length: int) -> di
         "words": _distribution(np.array([len(t.split()) for t in texts])),
     }
     if tokenizer is not None and texts:
-        tokens = np.array([len(ids) for ids in tokenizer(texts, truncation=False)["input_ids"]])
+        tokens = np.concatenate(
+            [_token_counts(tokenizer, texts[i : i + CHUNK]) for i in range(0, len(texts), CHUNK)]
+        )
         truncated = int((tokens > max_length).sum())
         stats["tokens"] = _distribution(tokens)
         stats["token_lengths"] = tokens.tolist()
         stats["truncated_rows"] = truncated
         stats["truncated_share"] = truncated / len(texts)
     return stats
+
+
+CHUNK = 10_000  # texts tokenized at once: only their lengths are kept, not millions of ids
+
+
+def _token_counts(tokenizer: Any, texts: list[str]) -> np.ndarray:
+    encoded = tokenizer(
+        texts, truncation=False, return_attention_mask=False, return_token_type_ids=False
+    )
+    return np.array([len(ids) for ids in encoded["input_ids"]], dtype=np.int64)
 
 
 def suggest_max_length(token_lengths: list[int], model_max: int | None) -> int:

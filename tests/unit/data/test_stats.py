@@ -45,13 +45,24 @@ def test_empty_text_list() -> None:
 def test_token_lengths_and_truncation_with_a_tokenizer() -> None:
     tokenizer = FakeTokenizer()
     stats = length_stats(TEXTS, tokenizer, max_length=50)
-    assert tokenizer.calls == [{"truncation": False}]  # true lengths, not cut ones
+    assert [call["truncation"] for call in tokenizer.calls] == [False]  # true lengths, not cut ones
     assert stats["token_lengths"] == [n + 2 for n in range(1, 101)]
     # n + 2 > 50 for n = 49..100: 52 rows
     assert stats["truncated_rows"] == 52
     assert stats["truncated_share"] == pytest.approx(0.52)
     assert stats["tokens"]["max"] == 102.0
     assert stats["tokens"]["p50"] == pytest.approx(52.5)
+
+
+def test_token_lengths_are_counted_a_chunk_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Millions of texts are tokenized in chunks: only their lengths are kept."""
+    import tunelab.data.stats as stats_module
+
+    monkeypatch.setattr(stats_module, "CHUNK", 30)
+    tokenizer = FakeTokenizer()
+    stats = length_stats(TEXTS, tokenizer, max_length=50)
+    assert len(tokenizer.calls) == 4  # 100 texts, 30 at a time
+    assert stats["token_lengths"] == [n + 2 for n in range(1, 101)]
 
 
 def test_a_text_exactly_at_max_length_is_not_truncated() -> None:
