@@ -39,7 +39,7 @@ from tunelab.data.load import (
     pick_column,
     read_table,
 )
-from tunelab.data.split import carve, stratified_sample
+from tunelab.data.split import carve, label_counts, stratified_sample
 from tunelab.errors import ConfigError, DataError
 from tunelab.suggest import short_list, short_path, short_repr
 
@@ -83,22 +83,18 @@ class PreparedData:
             "text_column": self.text_column,
             "label_column": self.label_column,
             "labels": list(self.labels.names),
-            "splits": {
-                name: {
-                    "rows": len(self.split_labels(name)),
-                    "origin": self.origin[name],
-                    "label_counts": _counts(self.split_labels(name), self.labels.names),
-                }
-                for name in self.splits
-            },
+            "splits": {name: self._split_summary(name) for name in self.splits},
             "files": self.files,
             **({"memory_mapped": True} if self.train_table is not None else {}),
         }
 
-
-def _counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(labels, minlength=len(names))
-    return {name: int(n) for name, n in zip(names, counts, strict=True)}
+    def _split_summary(self, name: str) -> dict[str, Any]:
+        labels = self.split_labels(name)
+        return {
+            "rows": len(labels),
+            "origin": self.origin[name],
+            "label_counts": label_counts(labels, self.labels.names),
+        }
 
 
 def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
@@ -124,17 +120,10 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
             file_report["dropped"] = {"empty_text": empty, **file_report["dropped"]}
         report["files"][str(path)] = file_report
         files[str(path)] = file_sha256(path)
-        if len(raw[split]) == 0:
-            raise DataError(
-                f"{short_path(path)}: no rows left after cleaning ({report['files'][str(path)]['dropped']}). Relax data.clean."
-            )
+        _refuse_empty(raw[split], path, file_report)
 
     labels = LabelMap.from_values(raw["train"]["label"])
-    if len(labels.names) < 2:
-        raise DataError(
-            f"{paths['train']}: every training row has the label '{labels.names[0]}'; "
-            "classification needs at least two classes. Check data.label_column, or add rows of the other classes."
-        )
+    _refuse_one_class(labels, paths["train"])
     encoded = {split: _encode(frame, labels, str(paths[split])) for split, frame in raw.items()}
     splits, origin = complete_splits(encoded, cfg, seed)
     splits, report["leakage"] = check_leakage(splits, cfg.leakage)
@@ -145,6 +134,21 @@ def prepare_classification(cfg: DataConfig, seed: int) -> PreparedData:
 
     splits["train"], report["augment"] = augment_train(splits["train"], cfg.augment, seed)
     return PreparedData(splits, labels, text_column, label_column, files, origin, report)
+
+
+def _refuse_empty(frame: pd.DataFrame, path: str | Path, file_report: dict[str, Any]) -> None:
+    if len(frame) == 0:
+        raise DataError(
+            f"{short_path(path)}: no rows left after cleaning ({file_report['dropped']}). Relax data.clean."
+        )
+
+
+def _refuse_one_class(labels: LabelMap, train: str | Path | None) -> None:
+    if len(labels.names) < 2:
+        raise DataError(
+            f"{train}: every training row has the label '{labels.names[0]}'; "
+            "classification needs at least two classes. Check data.label_column, or add rows of the other classes."
+        )
 
 
 def _prepare_mapped(paths: dict[str, str | None], cfg: DataConfig, seed: int) -> PreparedData:
@@ -162,20 +166,13 @@ def _prepare_mapped(paths: dict[str, str | None], cfg: DataConfig, seed: int) ->
         sources[split], file_report = mapped.prepare_file(Path(path), cfg, report["warnings"])
         report["files"][str(path)] = file_report
         frames[split] = sources[split].frame
-        if len(frames[split]) == 0:
-            raise DataError(
-                f"{short_path(path)}: no rows left after cleaning ({file_report['dropped']}). Relax data.clean."
-            )
+        _refuse_empty(frames[split], path, file_report)
     train = sources["train"]
     names = train.label_names
     labels = LabelMap.from_values(
         pd.Series([names[c] for c in np.unique(frames["train"]["label"])])
     )
-    if len(labels.names) < 2:
-        raise DataError(
-            f"{paths['train']}: every training row has the label '{labels.names[0]}'; "
-            "classification needs at least two classes. Check data.label_column, or add rows of the other classes."
-        )
+    _refuse_one_class(labels, paths["train"])
     encoded = {
         split: mapped.label_ids(sources[split], frame, labels) for split, frame in frames.items()
     }

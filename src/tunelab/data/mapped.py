@@ -203,6 +203,7 @@ def train_table(mapped: MappedFile, frame: pd.DataFrame, labels: LabelMap) -> An
             batched=True,
             fn_kwargs={"mapping": mapping},
             remove_columns=[c for c in selected.column_names if c not in ("text", "row", "key")],
+            num_proc=processes(len(selected)),
             new_fingerprint=fingerprint,
             desc="train split",
         )

@@ -71,6 +71,7 @@ def stratified_sample(frame: pd.DataFrame, rows: int, seed: int) -> pd.DataFrame
     return sample
 
 
-def label_counts(frame: pd.DataFrame, names: tuple[str, ...]) -> dict[str, int]:
-    counts = np.bincount(frame["label"].to_numpy(), minlength=len(names))
+def label_counts(labels: np.ndarray, names: tuple[str, ...]) -> dict[str, int]:
+    """Rows per label name, from label ids."""
+    counts = np.bincount(labels, minlength=len(names))
     return {name: int(n) for name, n in zip(names, counts, strict=True)}
