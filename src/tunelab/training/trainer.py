@@ -137,7 +137,12 @@ class BucketedSampling:
         else:
             sampler = super()._get_train_sampler(train_dataset)  # type: ignore[misc]
             if type(sampler) is LengthGroupedSampler:
-                sampler = SeededLengthGroupedSampler(sampler.batch_size, sampler.lengths, seed)
+                # The stock sampler groups by one process's batch, so N processes would sort
+                # other mega-batches than one process does; grouped by the global batch, each
+                # process takes its share of the batches one process would see.
+                sampler = SeededLengthGroupedSampler(
+                    sampler.batch_size * args.world_size, sampler.lengths, seed
+                )
         if isinstance(sampler, ShuffledLengthBuckets | SeededLengthGroupedSampler):
             if self._sampler_epoch is None:
                 self._sampler_epoch = _SamplerEpoch(sampler)

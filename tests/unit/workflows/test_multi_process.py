@@ -1,12 +1,14 @@
 """`tunelab train --nproc 2`: two processes on loopback (gloo), against one process with the same
 global batch. The train split (200 rows) divides by the global batch (20), so each optimizer step
 sees the same examples; the validation split (25 rows) does not divide by 2, the padded-last-batch
-case of gathered evaluation."""
+case of gathered evaluation. The texts have different lengths, so the length-grouped sampler must
+group by the global batch for both runs to see the same batches."""
 
 from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -16,7 +18,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from conftest import toy_sentiment
+from conftest import FILLER, toy_sentiment
 
 TUNELAB = str(Path(sys.executable).with_name("tunelab"))
 # Eval loss is a per-batch mean weighted by batch, and a padded last batch on one rank holds a
@@ -35,7 +37,12 @@ def run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture
 def config(tmp_path: Path, tiny_bert_dir: Path) -> Path:
     data = tmp_path / "toy.csv"
-    toy_sentiment(250).to_csv(data, index=False)
+    frame = toy_sentiment(250)
+    rng = random.Random(3)  # 5 to 13 words: batches grouped by length differ with their size
+    frame["text"] = [
+        f"{t} {' '.join(rng.choices(FILLER, k=rng.randint(0, 8)))}" for t in frame.text
+    ]
+    frame.to_csv(data, index=False)
     raw = {
         "data": {"train_file": str(data), "max_length": 16},
         "model": {"name": str(tiny_bert_dir), "dropout": 0.0},  # no dropout: no per-rank RNG
