@@ -78,3 +78,18 @@ class ConciseProgress(TrainerCallback):
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+
+
+class LogLastStep(TrainerCallback):
+    """Log at the last optimizer step too, so the loss curve ends where training ends.
+
+    The Trainer drains the loss since its last log into the run's mean train loss at the end
+    without gathering it across processes: with several processes, the steps after the last
+    `log_every` multiple counted rank 0's share only. Logged, they are gathered like the rest.
+    """
+
+    def on_step_end(
+        self, args: TrainingArguments, state: TrainerState, control: TrainerControl, **kwargs: Any
+    ) -> None:
+        if state.max_steps and state.global_step >= state.max_steps:
+            control.should_log = True

@@ -26,7 +26,7 @@ from tunelab.methods import learning_rate, method_for
 from tunelab.runs.place import checkpoint_record, mark_complete
 from tunelab.tasks.base import Task
 from tunelab.training import distributed
-from tunelab.training.callbacks import ConciseProgress
+from tunelab.training.callbacks import ConciseProgress, LogLastStep
 from tunelab.training.guards import FiniteGuard, FiniteLoss
 from tunelab.training.optimizer import build_optimizer
 from tunelab.training.sampling import SeededLengthGroupedSampler, ShuffledLengthBuckets
@@ -313,6 +313,7 @@ def build_trainer(
     trainer.remove_callback(ProgressCallback)
     trainer.add_callback(FiniteGuard(check_gradients=precision != "fp16"))
     trainer.add_callback(ConciseProgress(run_dir / "logs" / "train_log.jsonl"))
+    trainer.add_callback(LogLastStep())
     tensorboard = TensorBoardCallback()
     tensorboard.logging_dir = str(run_dir / "logs" / "tensorboard")  # `tensorboard --logdir runs`
     trainer.add_callback(tensorboard)
