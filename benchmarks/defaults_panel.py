@@ -412,6 +412,9 @@ def hf_variant(variant: str, data: Path, out: Path) -> dict[str, Any]:
             compute_metrics=accuracy,
         )
     output = trainer.train()
+    # transformers 5 batches evaluation by length too when train_sampling_strategy is
+    # group_by_length, so predict() returns rows out of order: predict in the file's order.
+    trainer.args.train_sampling_strategy = "sequential"
     predicted = trainer.predict(test).predictions.argmax(-1)
     return {
         "train_seconds": output.metrics["train_runtime"],
