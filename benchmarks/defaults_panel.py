@@ -454,10 +454,16 @@ def tunelab_variant(data: Path, out: Path) -> dict[str, Any]:
     metrics = json.loads((out / "tunelab" / "metrics.json").read_text())
     with (out / "tunelab" / "test_predictions.csv").open() as handle:
         rows = list(csv.DictReader(handle))
+    _, gold = read_jsonl(data / "test.jsonl")
+    # Aligned with the test file by row number; a row tunelab did not score counts as wrong.
+    predicted = [""] * len(gold)
+    for r in rows:
+        predicted[int(r["row"]) - 1] = r["predicted"]
     return {
         "train_seconds": metrics["training"]["train_seconds"],
-        "predicted": [r["predicted"] for r in rows],
-        "gold": [r["label"] for r in rows],
+        "predicted": predicted,
+        "gold": gold,
+        "unscored_test_rows": len(gold) - len(rows),
         "epochs": metrics["training"]["epochs"],
         "steps": metrics["training"]["steps"],
     }
@@ -542,7 +548,7 @@ def summarize(
                 result["gold"], guides["predicted"], result["predicted"]
             )
             entry["time_ratio_vs_guides"] = result["train_seconds"] / guides["train_seconds"]
-        for key in ("epochs", "steps"):
+        for key in ("epochs", "steps", "unscored_test_rows"):
             if key in result:
                 entry[key] = result[key]
         row[variant] = entry

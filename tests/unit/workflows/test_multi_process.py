@@ -256,3 +256,47 @@ def test_fsdp_and_deepspeed_settings_become_the_trainers_own(
     if not __import__("torch").cuda.is_available():
         assert any("needs GPUs" in p for p in problems)
     assert strategy_problems(DistributedConfig(), method_quantized=True) == []
+
+
+def test_a_two_process_run_killed_outright_resumes_to_the_uninterrupted_answer(
+    config: Path, tmp_path: Path
+) -> None:
+    """Every process of a 2-process run is SIGKILLed (a machine lost) after its second epoch's
+    checkpoint is complete; `--resume --nproc 2` ends with the loss curve and test result of
+    a run never interrupted (one process with the same global batch: the same answer)."""
+    straight = run("train", str(config), cwd=tmp_path)
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    args = ["train", str(config), "--nproc", "2", "train.batch_size=10", "output.name=two"]
+    launcher = subprocess.Popen(
+        [TUNELAB, *args],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # its own process group: the workers die with it
+    )
+    record = tmp_path / "runs" / "two" / "checkpoints" / "checkpoint-20" / "tunelab_checkpoint.json"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not record.exists() and launcher.poll() is None:
+        time.sleep(0.02)
+    assert launcher.poll() is None, "the run ended before it could be killed"
+    os.killpg(launcher.pid, signal.SIGKILL)
+    launcher.wait(timeout=60)
+    runs = tmp_path / "runs"
+    assert json.loads((runs / "two" / "run_card.json").read_text())["status"] == "running"
+    resumed = run(*args, "--resume", cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "checkpoint-" in resumed.stdout  # it continued, it did not start over
+    first, second = _log(runs / "one"), _log(runs / "two")
+    curve = {e["step"]: e["loss"] for e in first if "loss" in e}
+    # the killed run may have logged a step or two past its checkpoint: the resumed entry is last
+    again = {e["step"]: e["loss"] for e in second if "loss" in e and e["step"] > 20}
+    assert sorted(again) == [s for s in sorted(curve) if s > 20]
+    for step, loss in again.items():
+        assert loss == pytest.approx(curve[step], abs=TRAIN_LOSS_TOLERANCE), step
+    m1 = json.loads((runs / "one" / "metrics.json").read_text())
+    m2 = json.loads((runs / "two" / "metrics.json").read_text())
+    assert m2["training"]["train_loss"] == pytest.approx(m1["training"]["train_loss"], abs=1e-5)
+    assert m2["test"]["confusion_matrix"] == m1["test"]["confusion_matrix"]
+    assert json.loads((runs / "two" / "run_card.json").read_text())["status"] == "completed"
