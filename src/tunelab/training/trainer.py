@@ -190,10 +190,10 @@ class CompleteCheckpoints:
             super()._save_checkpoint(model, trial)  # type: ignore[misc]
         finally:
             args.save_total_limit = limit
+        residual = _mean_over_ranks(getattr(self, "_tr_loss", None), args)  # every rank calls it
         if not args.should_save:
             return
         run_dir = Path(self._get_output_dir(trial=trial))  # type: ignore[attr-defined]
-        residual = getattr(self, "_tr_loss", None)
         mark_complete(
             run_dir / f"{PREFIX_CHECKPOINT_DIR}-{state.global_step}",
             {
@@ -208,6 +208,19 @@ class CompleteCheckpoints:
             best_model_checkpoint=state.best_model_checkpoint,
             use_mtime=True,
         )
+
+
+def _mean_over_ranks(loss: Any, args: Any) -> Any:
+    """The loss since the last log, averaged over the processes as the Trainer's own log does.
+
+    Each rank holds only its own part; a record of rank 0's alone would make the first log
+    after a multi-process resume differ from the uninterrupted run's.
+    """
+    if loss is None or args.world_size <= 1:
+        return loss
+    from transformers.trainer_pt_utils import nested_gather
+
+    return nested_gather(loss.detach(), args.parallel_mode).mean()
 
 
 class _RestoreLogging(TrainerCallback):

@@ -4,6 +4,7 @@ one trial's run, and the pruning callback. The backends are `search` (Optuna) an
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -148,8 +149,11 @@ def study_name(cfg: RunConfig) -> str:
 def study_storage(cfg: RunConfig) -> optuna.storages.RDBStorage:
     root = search_dir(cfg)
     root.mkdir(parents=True, exist_ok=True)
-    url = cfg.search.storage or f"sqlite:///{(root / 'study.db').resolve()}"
+    default = root / "study.db"
+    url = cfg.search.storage or f"sqlite:///{default.resolve()}"
     try:
+        if not cfg.search.storage and not default.exists():
+            _create_sqlite_study_file(default)
         return optuna.storages.RDBStorage(
             url,
             engine_kwargs={"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None,
@@ -159,6 +163,29 @@ def study_storage(cfg: RunConfig) -> optuna.storages.RDBStorage:
         raise ConfigError(
             f"search.storage '{url}' cannot be opened: {first}. Check the URL and that the database is reachable."
         ) from None
+
+
+def _create_sqlite_study_file(path: Path) -> None:
+    """Build Optuna's schema in a private file, then link it into place.
+
+    Two processes that create one SQLite schema at once collide on Optuna's version row
+    (UNIQUE constraint failed: alembic_version.version_num); a reader that opens the file
+    while its schema is half made does the same. Linking a finished file never overwrites one
+    another process got there first with, and `study.db` is whole from the moment it exists.
+    """
+    partial = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    partial.unlink(missing_ok=True)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{partial.resolve()}")
+    storage.engine.dispose()
+    try:
+        os.link(partial, path)
+    except FileExistsError:
+        pass  # another process made it first; its schema is the same
+    except OSError:  # a file system without hard links: rename, unless someone got there first
+        if not path.exists():
+            os.replace(partial, path)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def make_sampler(cfg: RunConfig) -> optuna.samplers.BaseSampler:

@@ -259,11 +259,6 @@ def test_fsdp_and_deepspeed_settings_become_the_trainers_own(
     assert strategy_problems(DistributedConfig(), method_quantized=True) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: the checkpoint record keeps rank 0's loss since the last log, not the "
-    "mean over ranks, so the first log after a multi-process resume is off (5e-4 here)",
-)
 def test_a_two_process_run_killed_outright_resumes_to_the_uninterrupted_answer(
     config: Path, tmp_path: Path
 ) -> None:
