@@ -314,7 +314,7 @@ def read_jsonl(path: Path) -> tuple[list[str], list[str]]:
 
 def hf_variant(variant: str, data: Path, out: Path) -> dict[str, Any]:
     """The guides' recipe or stock HF done well, in this process; test predictions and timing."""
-    import torch
+    from train_speed import guides_dataset  # the guides' CustomDataset, as in the speed benchmark
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -345,23 +345,10 @@ def hf_variant(variant: str, data: Path, out: Path) -> dict[str, Any]:
         use_cpu=True,
     )
     if variant == "guides":
-
-        class CustomDataset(torch.utils.data.Dataset):  # as the guides write it
-            def __init__(self, encodings: Any, labels: list[int]) -> None:
-                self.encodings, self.labels = encodings, labels
-
-            def __getitem__(self, idx: int) -> dict[str, Any]:
-                item = {key: torch.tensor(val[idx]) for key, val in self.encodings.items()}
-                item["labels"] = torch.tensor(self.labels[idx])
-                return item
-
-            def __len__(self) -> int:
-                return len(self.labels)
-
-        train = CustomDataset(
+        train = guides_dataset(
             tokenizer(texts, truncation=True, padding=True), [ids[y] for y in labels]
         )
-        test = CustomDataset(
+        test = guides_dataset(
             tokenizer(test_texts, truncation=True, padding=True),
             [ids.get(y, 0) for y in test_labels],
         )

@@ -207,14 +207,9 @@ def stock_arguments(args: argparse.Namespace, workdir: Path, **extra: Any) -> An
     )
 
 
-def build_plain(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool]:
-    """(a) The guides: tokenize everything with padding=True, a Dataset of tensors, defaults."""
+def guides_dataset(encodings: Any, labels: list[int]) -> Any:
+    """The guides' `CustomDataset`: each row's padded token lists turned into tensors on access."""
     import torch
-    from transformers import Trainer
-
-    texts, labels = read_rows(TRAIN)
-    model, tokenizer = load_model()
-    encodings = tokenizer(texts, truncation=True, padding=True)
 
     class CustomDataset(torch.utils.data.Dataset):  # as written in the guides
         def __init__(self, encodings: Any, labels: list[int]) -> None:
@@ -228,9 +223,20 @@ def build_plain(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool
         def __len__(self) -> int:
             return len(self.labels)
 
+    return CustomDataset(encodings, labels)
+
+
+def build_plain(args: argparse.Namespace, workdir: Path) -> tuple[Any, Any, bool]:
+    """(a) The guides: tokenize everything with padding=True, a Dataset of tensors, defaults."""
+    from transformers import Trainer
+
+    texts, labels = read_rows(TRAIN)
+    model, tokenizer = load_model()
+    encodings = tokenizer(texts, truncation=True, padding=True)
+
     training_args = stock_arguments(args, workdir)
     trainer = Trainer(
-        model=model, args=training_args, train_dataset=CustomDataset(encodings, labels)
+        model=model, args=training_args, train_dataset=guides_dataset(encodings, labels)
     )
     return trainer, tokenizer, False
 
